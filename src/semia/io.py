@@ -34,9 +34,11 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
 LABEL_SUFFIXES = (*IMAGE_SUFFIXES, ".npy")
 
 _CLUSTER_RADIUS = 24.0  # colours this close (RGB L2) to a more frequent colour are the same label
+_LOSSY_CLUSTER_RADIUS = 40.0  # the same for JPEG files, whose colour noise is larger
 _MAX_CENTRES = 256  # at most this many colour clusters are examined as palette candidates
 _UNKNOWN_DISTANCE = 64.0  # a target colour farther than this from every source colour is unknown
 _MAX_CLASSES = 256
+_SNAP_SIZE = 2048  # label colours are snapped at up to this size, then ids are downscaled
 
 
 class InputError(ValueError):
@@ -115,7 +117,9 @@ def _open(path: str | Path, what: str) -> Image.Image:
     try:
         im = Image.open(path)
         im.load()
+        file_format = im.format
         im = ImageOps.exif_transpose(im)
+        im.format = file_format  # exif_transpose returns a copy without it
     except Image.DecompressionBombError as e:
         raise InputError(
             f"{what} {path}: the image is too large to read safely ({e}); downscale it first"
@@ -129,6 +133,37 @@ def _open(path: str | Path, what: str) -> Image.Image:
     if im.width == 0 or im.height == 0:
         raise InputError(f"{what} {path}: the image has no pixels")
     return im
+
+
+def file_size(path: str | Path, what: str = "image") -> tuple[int, int]:
+    """(height, width) of an image or .npy file as it will be read (EXIF rotation applied),
+    without decoding the pixels."""
+    path = Path(path)
+    if path.suffix.lower() == ".npy" and path.exists():
+        try:
+            shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+        except (OSError, ValueError) as e:
+            raise InputError(f"{what} {path}: not a readable .npy array ({e})") from None
+        return (int(shape[0]), int(shape[1])) if len(shape) == 2 else (0, 0)
+    if not path.is_file() or path.stat().st_size == 0:
+        return _open(path, what).size[::-1]  # raises the right message
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+            if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # EXIF orientation: rotated 90 deg
+                width, height = height, width
+    except (OSError, SyntaxError, ValueError):
+        return _open(path, what).size[::-1]  # raises the right message
+    return height, width
+
+
+def _snap_size(max_size: int | None) -> int | None:
+    """The size at which label colours are decoded and snapped, before the final downscale."""
+    return None if max_size is None else max(max_size, _SNAP_SIZE)
+
+
+def _downscale_ids(ids: np.ndarray, max_size: int | None) -> np.ndarray:
+    return resize_nearest(ids, _fit_size(*ids.shape, max_size))
 
 
 def _fit_size(height: int, width: int, max_size: int | None) -> tuple[int, int]:
@@ -214,6 +249,7 @@ class _RawLabels:
     valid: np.ndarray  # (H, W) bool; False where fully transparent (no label drawn)
     kind: str  # "colour" | "ids" | "palette"
     palette: np.ndarray | None = None  # for "palette": (256, 3) uint8 colour of each index
+    lossy: bool = False  # decoded from a lossy format (JPEG): colours are noisier
 
 
 def _decode_labels(path: Path, max_size: int | None, what: str) -> _RawLabels:
@@ -260,8 +296,9 @@ def _decode_labels(path: Path, max_size: int | None, what: str) -> _RawLabels:
         )
     rgba = np.asarray(im.convert("RGBA"))
     rgba = resize_nearest(rgba, size)
+    lossy = im.format in ("JPEG", "MPO") or (im.format == "WEBP" and not im.info.get("lossless"))
     return _RawLabels(
-        data=np.ascontiguousarray(rgba[..., :3]), valid=rgba[..., 3] > 0, kind="colour"
+        lossy=lossy, data=np.ascontiguousarray(rgba[..., :3]), valid=rgba[..., 3] > 0, kind="colour"
     )
 
 
@@ -292,7 +329,7 @@ def _interior(cluster: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 
 def _cluster_colours(
-    keys: np.ndarray, counts: np.ndarray, anchors: np.ndarray
+    keys: np.ndarray, counts: np.ndarray, anchors: np.ndarray, radius: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Greedy mode-seeking clustering of distinct colours around fixed anchors.
 
@@ -300,6 +337,7 @@ def _cluster_colours(
         keys: (N,) packed distinct colours; counts: (N,) their pixel counts.
         anchors: (A,) indices into keys of colours that are surely labels (solid regions of one
             exact colour); they are never merged with each other, however close.
+        radius: colours within this RGB distance of a centre join its cluster.
 
     Returns:
         centres: (M,) packed centre colours (anchors first, then the most frequent colour of
@@ -310,7 +348,7 @@ def _cluster_colours(
     centres: list[int] = []
     if len(anchors):
         d = np.linalg.norm(colours[:, None, :] - colours[anchors][None], axis=2)  # (N, A)
-        near = d.min(1) <= _CLUSTER_RADIUS
+        near = d.min(1) <= radius
         assign[near] = d[near].argmin(1)
         assign[anchors] = np.arange(len(anchors))
         centres = [int(k) for k in keys[anchors]]
@@ -321,7 +359,7 @@ def _cluster_colours(
             break
         free = assign < 0
         d = np.linalg.norm(colours[free] - colours[i], axis=1)
-        assign[np.flatnonzero(free)[d <= _CLUSTER_RADIUS]] = len(centres)
+        assign[np.flatnonzero(free)[d <= radius]] = len(centres)
         centres.append(int(keys[i]))
     rest = np.flatnonzero(assign < 0)
     if len(rest):
@@ -339,7 +377,7 @@ def _near_segment(p: np.ndarray, a: np.ndarray, b: np.ndarray, tol: float) -> bo
 
 
 def _find_clusters(
-    colours: np.ndarray, valid: np.ndarray
+    colours: np.ndarray, valid: np.ndarray, lossy: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Cluster the colours of a colour-coded map and measure each cluster.
 
@@ -355,9 +393,10 @@ def _find_clusters(
     exact[valid] = inverse.ravel()
     exact_interior = np.bincount(exact[_interior(exact, valid)], minlength=len(distinct))
     solid = (exact_interior >= _min_interior(int(valid.sum()))) & (exact_interior >= 0.3 * counts)
-    anchors = np.flatnonzero(solid)
+    anchors = np.flatnonzero(solid & (not lossy))  # JPEG noise forms solid exact colours too
     anchors = anchors[np.argsort(-counts[anchors], kind="stable")]
-    centre_keys, assign = _cluster_colours(distinct, counts, anchors)
+    radius = _LOSSY_CLUSTER_RADIUS if lossy else _CLUSTER_RADIUS
+    centre_keys, assign = _cluster_colours(distinct, counts, anchors, radius)
     pixel_cluster = np.full(keys.shape, -1, np.int64)
     pixel_cluster[valid] = assign[inverse.ravel()]
     m = len(centre_keys)
@@ -447,8 +486,9 @@ def _snap(colours: np.ndarray, valid: np.ndarray, palette: np.ndarray) -> np.nda
     flat = colours.reshape(-1, 3).astype(np.float32)
     ids = np.empty(len(flat), np.int64)
     dist = np.empty(len(flat), np.float32)
-    for start in range(0, len(flat), 1 << 20):  # chunks bound memory on huge maps
-        d = np.linalg.norm(flat[start : start + (1 << 20), None, :] - pal[None], axis=2)
+    step = max(1, (1 << 22) // len(pal))  # chunks bound memory on huge maps
+    for start in range(0, len(flat), step):
+        d = np.linalg.norm(flat[start : start + step, None, :] - pal[None], axis=2)
         ids[start : start + len(d)] = d.argmin(1)
         dist[start : start + len(d)] = d.min(1)
     ids = ids.reshape(colours.shape[:2])
@@ -503,11 +543,11 @@ def read_label_map(path: str | Path, max_size: int | None = None) -> LabelMap:
         increasing original value for id maps.
     """
     path = Path(path)
-    raw = _decode_labels(path, max_size, "label map")
+    raw = _decode_labels(path, _snap_size(max_size), "label map")
     if raw.kind == "colour":
         if not raw.valid.any():
             raise InputError(f"label map {path}: every pixel is transparent; no labels drawn")
-        centres, _, counts, interior = _find_clusters(raw.data, raw.valid)
+        centres, _, counts, interior = _find_clusters(raw.data, raw.valid, raw.lossy)
         keep = _palette_from_clusters(centres, counts, interior, int(raw.valid.sum()))
         if len(keep) == 0:
             raise InputError(
@@ -517,10 +557,13 @@ def read_label_map(path: str | Path, max_size: int | None = None) -> LabelMap:
         if len(keep) > _MAX_CLASSES:
             raise InputError(f"label map {path}: more than {_MAX_CLASSES} label colours found")
         palette = centres[keep]
-        return LabelMap(ids=_snap(raw.data, raw.valid, palette), palette=palette)
+        ids = _snap(raw.data, raw.valid, palette)
+        return LabelMap(ids=_downscale_ids(ids, max_size), palette=palette)
     ids, distinct = _compact_ids(raw.data, raw.valid, path, "label map")
     palette = raw.palette[distinct] if raw.kind == "palette" else _default_palette(len(distinct))
-    return LabelMap(ids, palette, tuple(int(v) for v in distinct), raw.kind)
+    return LabelMap(
+        _downscale_ids(ids, max_size), palette, tuple(int(v) for v in distinct), raw.kind
+    )
 
 
 @dataclass(frozen=True)
@@ -544,7 +587,7 @@ def _target_colour(raw: _RawLabels, source: LabelMap) -> tuple[np.ndarray, list[
     colours, valid = raw.data, raw.valid
     if not valid.any():
         raise InputError("every pixel is transparent; no labels drawn")
-    centres, pixel_cluster, counts, interior = _find_clusters(colours, valid)
+    centres, pixel_cluster, counts, interior = _find_clusters(colours, valid, raw.lossy)
     real = _palette_from_clusters(centres, counts, interior, int(valid.sum()))
     pal = source.palette.astype(np.float32)
     unknown: list[UnknownLabel] = []
@@ -619,7 +662,7 @@ def match_target(
         (target LabelMap with the source's palette, list of unknown labels found).
     """
     path = Path(path)
-    raw = _decode_labels(path, max_size, "target map")
+    raw = _decode_labels(path, _snap_size(max_size), "target map")
     if source.kind == "colour" or (source.kind == "palette" and raw.kind == "colour"):
         if raw.kind == "ids":
             raise InputError(
@@ -639,7 +682,7 @@ def match_target(
                 "ids; save the target the same way (grayscale ids or .npy)"
             )
         ids, unknown = _target_ids(raw, source, path)
-    return source.with_ids(ids), unknown
+    return source.with_ids(_downscale_ids(ids, max_size)), unknown
 
 
 def read_target(
@@ -686,22 +729,15 @@ def load_scene(
     Returns:
         image (H, W, 3) float32 in [0, 1] and its `LabelMap` of the same (H, W).
     """
-    image = read_image(image_path)
-    labels = read_label_map(label_path)
-    if image.shape[:2] != labels.size:
+    image_size, label_size = file_size(image_path, "image"), file_size(label_path, "label map")
+    if image_size != label_size:
         raise InputError(
-            f"image {image_path} is {image.shape[1]}x{image.shape[0]} but label map "
-            f"{label_path} is {labels.size[1]}x{labels.size[0]}; they must have the same size "
+            f"image {image_path} is {image_size[1]}x{image_size[0]} but label map "
+            f"{label_path} is {label_size[1]}x{label_size[0]}; they must have the same size "
             "(resize the label map with nearest-neighbour sampling)"
         )
-    size = _fit_size(*image.shape[:2], max_size)
-    if size != image.shape[:2]:
-        log.info(
-            "%s: downscaled from %dx%d to %dx%d (--max-size %d)",
-            image_path, image.shape[1], image.shape[0], size[1], size[0], max_size,
-        )  # fmt: skip
-        image = _resize_image(image, size)
-        labels = labels.with_ids(resize_nearest(labels.ids, size))
+    image = read_image(image_path, max_size)
+    labels = read_label_map(label_path, max_size)
     return image, labels
 
 
