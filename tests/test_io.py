@@ -60,7 +60,7 @@ def test_edge_blend_never_becomes_third_class(tmp_path):
     Image.fromarray(colours).save(tmp_path / "blend.png")
     lab = read_label_map(tmp_path / "blend.png")
     assert lab.num_classes == 3
-    tree = [k for k in range(3) if tuple(lab.palette[k]) == tuple(PALETTE[1])][0]
+    tree = next(k for k in range(3) if tuple(lab.palette[k]) == tuple(PALETTE[1]))
     assert not (lab.ids[20] == tree).any()
 
 
@@ -75,7 +75,7 @@ def test_jpeg_label_map(tmp_path):
 
 def test_rgba_label_map_with_transparent_pixels(tmp_path):
     ids = scene_ids()
-    rgba = np.concatenate([PALETTE[ids], np.full(ids.shape + (1,), 255, np.uint8)], axis=2)
+    rgba = np.concatenate([PALETTE[ids], np.full((*ids.shape, 1), 255, np.uint8)], axis=2)
     rgba[10:13, 10:13, 3] = 0  # a transparent hole inside the sky
     rgba[30, :, 3] = 200  # partly transparent row keeps its colour
     Image.fromarray(rgba, "RGBA").save(tmp_path / "l.png")
@@ -210,7 +210,7 @@ def test_read_image_modes(tmp_path):
     photo = (_photo() * 255).round().astype(np.uint8)
     Image.fromarray(photo).save(tmp_path / "rgb.png")
     assert np.allclose(read_image(tmp_path / "rgb.png"), photo / 255.0, atol=1e-6)
-    rgba = np.concatenate([photo, np.full(photo.shape[:2] + (1,), 255, np.uint8)], axis=2)
+    rgba = np.concatenate([photo, np.full((*photo.shape[:2], 1), 255, np.uint8)], axis=2)
     rgba[0, 0, 3] = 0
     Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
     img = read_image(tmp_path / "rgba.png")
@@ -313,7 +313,7 @@ def test_shared_scenes_palettes_and_targets(scene, classes):
     folder = SHARED / scene
     image_path = next(folder.glob("img.*"))
     label_path = next(folder.glob("label.*"))
-    image, lab = load_scene(image_path, label_path, max_size=256)
+    _image, lab = load_scene(image_path, label_path, max_size=256)
     assert lab.num_classes == classes
     assert (lab.counts() > 0).all()
     for cond in sorted((folder / "cond").iterdir()):

@@ -1,0 +1,401 @@
+"""The `semia` command line: parse -> config -> call the library; nothing else.
+
+Exit codes: 0 success, 1 unexpected internal error, 2 bad input or usage, 130 interrupted.
+Messages and progress go to stderr; results (paths, JSON) go to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+import json
+import logging
+import re
+import sys
+import time
+from collections.abc import Callable, Sequence
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from semia import __version__
+from semia.config import InputConfig, PatchConfig
+from semia.io import (
+    IMAGE_SUFFIXES,
+    InputError,
+    LabelMap,
+    load_scene,
+    match_target,
+    read_image,
+    read_label_map,
+    read_target,
+    write_image,
+)
+
+log = logging.getLogger("semia")
+
+# ----------------------------------------------------------------------------------------------
+# Flags built from the config dataclasses (each default and its help exist once, in config.py)
+
+
+def _field_help(cls: type) -> dict[str, str]:
+    """The trailing comment of every field in a dataclass's source: its documentation."""
+    helps: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        for line in inspect.getsource(klass).splitlines():
+            m = re.match(r"\s+(\w+): [^=]+=.*?#\s*(.*)$", line)
+            if m:
+                helps[m.group(1)] = m.group(2).replace("%", "%%")
+    return helps
+
+
+def add_config_flags(parser: argparse.ArgumentParser, cls: type, skip: Sequence[str] = ()) -> None:
+    """Add a --flag for every scalar field of a config dataclass (default taken from the class)."""
+    helps = _field_help(cls)
+    group = parser.add_argument_group(f"{cls.__name__} settings")
+    for f in dataclasses.fields(cls):
+        if f.name in skip or f.default is dataclasses.MISSING:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        text = f"{helps.get(f.name, '')} (default: {f.default})"
+        if isinstance(f.default, bool):
+            group.add_argument(
+                flag, dest=f.name, default=f.default, action=argparse.BooleanOptionalAction,
+                help=text,
+            )  # fmt: skip
+        elif isinstance(f.default, int | float | str):
+            group.add_argument(
+                flag, dest=f.name, type=type(f.default), default=f.default, help=text
+            )
+
+
+def config_from_args(cls: type, args: argparse.Namespace, **overrides):
+    """Build a config dataclass from parsed flags (fields without a flag keep their default)."""
+    values = {
+        f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)
+    }
+    values.update(overrides)
+    return cls(**values)
+
+
+def _add_input_flags(parser: argparse.ArgumentParser) -> None:
+    add_config_flags(parser, InputConfig)
+    parser.set_defaults(unknown_labels=InputConfig.unknown_labels)
+    for action in parser._actions:
+        if action.dest == "unknown_labels":
+            action.choices = ("error", "nearest")
+        if action.dest == "max_size":
+            action.metavar = "PX"
+
+
+def resolve_device(name: str) -> str:
+    """'auto' -> 'cuda' when available, else 'cpu'; other names are checked."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("--device cuda: no CUDA device is available here; use --device cpu")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise InputError(f"--device {name}: use auto, cpu or cuda")
+    return name
+
+
+def _add_device_flag(parser: argparse.ArgumentParser, default: str = "auto") -> None:
+    parser.add_argument("--device", default=default, help=f"auto | cpu | cuda (default: {default})")
+
+
+def _check_output(path: Path) -> Path:
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise InputError(
+            f"--out {path}: give an image file name ending in one of {', '.join(IMAGE_SUFFIXES)}"
+        )
+    return path
+
+
+class _Bar:
+    """A tqdm bar on stderr driven by a library progress callback."""
+
+    def __init__(self, desc: str, quiet: bool) -> None:
+        self.desc, self.quiet, self.bar = desc, quiet, None
+
+    def __call__(self, done: int, total: int, info: dict | None = None) -> None:
+        if self.quiet:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=self.desc, leave=False, file=sys.stderr)
+        self.bar.n = done
+        if info:
+            self.bar.set_postfix({k: f"{v:.3g}" for k, v in info.items()}, refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# ----------------------------------------------------------------------------------------------
+# Commands
+
+
+def _run_analogy(
+    image: np.ndarray,
+    labels: LabelMap,
+    target: LabelMap,
+    seed: int,
+    config: PatchConfig,
+    device: str,
+    quiet: bool,
+    desc: str,
+) -> np.ndarray:
+    from semia.api import analogy
+
+    bar = _Bar(desc, quiet)
+    try:
+        return analogy(image, labels, target, seed=seed, config=config, device=device, progress=bar)
+    finally:
+        bar.close()
+
+
+def cmd_analogy(args: argparse.Namespace) -> int:
+    out = _check_output(Path(args.out))
+    device = resolve_device(args.device)
+    image, labels = load_scene(args.image, args.label, args.max_size)
+    target = read_target(args.target, labels, args.unknown_labels, args.max_size)
+    config = config_from_args(PatchConfig, args)
+    if args.samples < 1:
+        raise InputError("--samples must be at least 1")
+    paths = [out] if args.samples == 1 else [
+        out.with_name(f"{out.stem}_{k}{out.suffix}") for k in range(args.samples)
+    ]  # fmt: skip
+    for k, path in enumerate(paths):
+        t0 = time.perf_counter()
+        result = _run_analogy(
+            image, labels, target, args.seed + k, config, device, args.quiet, "analogy"
+        )
+        write_image(path, result)
+        log.info("wrote %s (%.2f s)", path, time.perf_counter() - t0)
+        print(path)
+    return 0
+
+
+def _example_root() -> Path:
+    return Path(str(resources.files("semia") / "examples"))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from semia.sheet import make_sheet
+
+    out = Path(args.out)
+    device = resolve_device(args.device)
+    config = PatchConfig()
+    rows: list[list[np.ndarray]] = []
+    captions: list[str] = []
+    t_start = time.perf_counter()
+    for scene in sorted(p for p in _example_root().iterdir() if p.is_dir()):
+        image, labels = load_scene(scene / "img.png", scene / "label.png", args.max_size)
+        for target_path in sorted((scene / "cond").glob("*.png")):
+            target = read_target(target_path, labels, "error", args.max_size)
+            name = f"{scene.name}/{target_path.stem}"
+            result = _run_analogy(
+                image, labels, target, args.seed, config, device, args.quiet, name
+            )
+            write_image(out / scene.name / f"{target_path.stem}.png", result)
+            rows.append([image, labels.to_rgb(), target.to_rgb(), result])
+            captions.append(name)
+    sheet = write_image(
+        out / "sheet.png",
+        make_sheet(rows, ["source", "source labels", "target labels", "analogy"], captions, 128),
+    )
+    log.info(
+        "demo: %d targets in %.1f s; results in %s", len(rows), time.perf_counter() - t_start, out
+    )
+    print(sheet)
+    return 0
+
+
+def cmd_labels(args: argparse.Namespace) -> int:
+    if args.against is None:
+        labels = read_label_map(args.file, args.max_size)
+        print(f"{args.file}: {labels.size[1]}x{labels.size[0]}, {labels.num_classes} labels")
+        print(" id  colour                     share")
+        print(labels.describe())
+        return 0
+    source = read_label_map(args.against, args.max_size)
+    target, unknown = match_target(args.file, source, args.max_size)
+    print(
+        f"{args.file} against {args.against}: {target.size[1]}x{target.size[0]}, "
+        f"uses {int((target.counts() > 0).sum())} of the source's {source.num_classes} labels"
+    )
+    print(" id  colour                     share")
+    print(target.describe())
+    if unknown:
+        print(f"{len(unknown)} label(s) not in the source (would map to the nearest id):")
+        for u in unknown:
+            print(f"  {u.describe()} -> id {u.nearest}")
+    else:
+        print("every label matches the source palette")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from semia.metrics import evaluate
+
+    image, labels = load_scene(args.image, args.label, args.max_size)
+    target = read_target(args.target, labels, args.unknown_labels, args.max_size)
+    output = read_image(args.output)
+    if output.shape[:2] != target.size:
+        raise InputError(
+            f"output {args.output} is {output.shape[1]}x{output.shape[0]} but the target map is "
+            f"{target.size[1]}x{target.size[0]} (after --max-size {args.max_size}); "
+            "they must match"
+        )
+    reference = None
+    if args.reference is not None:
+        reference = read_image(args.reference)
+        if reference.shape[:2] != target.size:
+            raise InputError(
+                f"reference {args.reference} is {reference.shape[1]}x{reference.shape[0]}, "
+                f"expected {target.size[1]}x{target.size[0]} like the target map"
+            )
+    result = evaluate(
+        image, labels.ids, target.ids, output, num_classes=labels.num_classes, reference=reference
+    )
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    width = max(len(k) for k in result)
+    for key, value in result.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}: {v:.4g}" for k, v in value.items()) or "-"
+        elif isinstance(value, float):
+            value = f"{value:.4f}"
+        print(f"{key:<{width}}  {'-' if value is None else value}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# Parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="semia",
+        description="Semantic image analogy: re-synthesize a photo in a new semantic layout.",
+    )
+    parser.add_argument("--version", action="version", version=f"semia {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    common.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser(
+        "analogy",
+        parents=[common],
+        help="training-free guided patch synthesis of a photo in a new layout",
+        description="Synthesize IMAGE in the layout TARGET by coarse-to-fine guided patch "
+        "synthesis (no training).",
+    )
+    p.add_argument("--image", required=True, help="source photo")
+    p.add_argument("--label", required=True, help="label map of the source photo")
+    p.add_argument("--target", required=True, help="target label map in the source's colours")
+    p.add_argument("--out", required=True, help="output image file (.png, .jpg, ...)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument(
+        "--samples", type=int, default=1, help="write K results with seeds seed..seed+K-1 "
+        "as OUT_0, OUT_1, ... (default: 1)",
+    )  # fmt: skip
+    _add_device_flag(p, "cpu")
+    _add_input_flags(p)
+    add_config_flags(p, PatchConfig)
+    p.set_defaults(func=cmd_analogy)
+
+    p = sub.add_parser(
+        "demo",
+        parents=[common],
+        help="run on the packaged examples and write a side-by-side sheet",
+        description="Run semantic image analogy on the examples shipped with the package.",
+    )
+    p.add_argument("--out", default="semia-demo", help="output folder (default: semia-demo)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--max-size", type=int, default=256, metavar="PX", help="(default: 256)")
+    _add_device_flag(p, "cpu")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "labels",
+        parents=[common],
+        help="print the label palette found in a label map",
+        description="Print the labels of FILE: id, colour, pixel share; with --against, match "
+        "FILE as a target against a source label map and list colours that did not match.",
+    )
+    p.add_argument("file", help="label map (image or .npy)")
+    p.add_argument("--against", metavar="SOURCE", help="source label map to match against")
+    p.add_argument("--max-size", type=int, default=None, metavar="PX", help="downscale first")
+    p.set_defaults(func=cmd_labels)
+
+    p = sub.add_parser(
+        "evaluate",
+        parents=[common],
+        help="measure how well an output matches a target layout and the source's look",
+        description="Semantic alignment, patch realism and coherence of OUTPUT (and PSNR/SSIM "
+        "against a reference).",
+    )
+    p.add_argument("--image", required=True, help="source photo")
+    p.add_argument("--label", required=True, help="label map of the source photo")
+    p.add_argument("--target", required=True, help="target label map the output should follow")
+    p.add_argument("--output", required=True, help="synthesized image to judge")
+    p.add_argument("--reference", help="ground-truth image for PSNR / SSIM")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_input_flags(p)
+    p.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def _setup_logging(quiet: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("semia: %(message)s"))
+    root = logging.getLogger("semia")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING if quiet else logging.INFO)
+    root.propagate = False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    _setup_logging(args.quiet)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except (InputError, ValueError) as e:  # the library's boundary checks: actionable messages
+        print(f"semia: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("semia: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("semia: error: out of memory; try a smaller --max-size", file=sys.stderr)
+        return 1
+    except Exception as e:
+        if args.debug:
+            raise
+        print(
+            f"semia: internal error: {type(e).__name__}: {e} (rerun with --debug for the "
+            "traceback and report it)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""The command line: help, version, exit codes, one-line errors, real end-to-end runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import PALETTE, antialias, scene_ids
+from PIL import Image
+
+from semia.cli import build_parser, main
+from semia.io import read_image
+
+COMMANDS = ["analogy", "demo", "labels", "evaluate"]
+
+
+def _scene(tmp_path, height=48, width=64):
+    """A small textured 3-class scene on disk: image, anti-aliased labels, an edited target."""
+    ids = scene_ids(height, width)
+    rng = np.random.default_rng(0)
+    base = np.array([[0.4, 0.6, 0.9], [0.1, 0.5, 0.1], [0.8, 0.6, 0.2]], np.float32)
+    image = base[ids] + rng.normal(0, 0.05, (height, width, 3)).astype(np.float32)
+    Image.fromarray((np.clip(image, 0, 1) * 255).astype(np.uint8)).save(tmp_path / "img.png")
+    Image.fromarray(antialias(ids)).save(tmp_path / "label.png")
+    target = np.roll(ids, width // 4, axis=1)  # move the tree to the right
+    Image.fromarray(antialias(target)).save(tmp_path / "target.png")
+    return tmp_path / "img.png", tmp_path / "label.png", tmp_path / "target.png"
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "semia.cli", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_version_and_help():
+    r = _run("--version")
+    assert r.returncode == 0 and r.stdout.strip().startswith("semia ")
+    for command in COMMANDS:
+        r = _run(command, "--help")
+        assert r.returncode == 0, r.stderr
+        assert command in r.stdout and "--" in r.stdout
+
+
+def test_every_command_registered():
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert set(COMMANDS) <= set(sub.choices)
+
+
+def test_no_command_is_a_usage_error(capsys):
+    assert main([]) == 2
+    assert "usage" in capsys.readouterr().err
+
+
+def test_config_flags_come_from_the_dataclass():
+    from semia.config import PatchConfig
+
+    args = build_parser().parse_args(
+        ["analogy", "--image", "a", "--label", "b", "--target", "c", "--out", "o.png"]
+    )
+    assert args.patch_size == PatchConfig.patch_size
+    assert args.max_size == 512 and args.unknown_labels == "error"
+
+
+def test_analogy_end_to_end(tmp_path):
+    img, lab, tgt = _scene(tmp_path)
+    out = tmp_path / "out" / "result.png"
+    r = _run("analogy", "--image", str(img), "--label", str(lab), "--target", str(tgt),
+             "--out", str(out), "--seed", "3")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == str(out)
+    result = read_image(out)
+    assert result.shape == (48, 64, 3)
+    # the moved tree is green where the target says tree
+    target_ids = np.roll(scene_ids(48, 64), 16, axis=1)
+    tree = result[target_ids == 1].mean(0)
+    assert tree[1] > tree[0] + 0.2 and tree[1] > tree[2] + 0.2
+
+
+def test_analogy_samples_differ(tmp_path):
+    img, lab, tgt = _scene(tmp_path)
+    r = _run("analogy", "--image", str(img), "--label", str(lab), "--target", str(tgt),
+             "--out", str(tmp_path / "s.png"), "--samples", "2")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    a, b = read_image(tmp_path / "s_0.png"), read_image(tmp_path / "s_1.png")
+    assert np.abs(a - b).mean() > 1e-3
+
+
+@pytest.mark.parametrize("which", ["image", "label", "target"])
+def test_missing_file_is_one_line_error(tmp_path, which):
+    img, lab, tgt = _scene(tmp_path)
+    paths = {"image": img, "label": lab, "target": tgt}
+    paths[which] = tmp_path / "nope.png"
+    out = tmp_path / "o.png"
+    r = _run("analogy", "--image", str(paths["image"]), "--label", str(paths["label"]),
+             "--target", str(paths["target"]), "--out", str(out))  # fmt: skip
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    assert "nope.png" in r.stderr and "no such file" in r.stderr
+    assert not out.exists()
+
+
+def test_unknown_colour_and_nearest(tmp_path):
+    img, lab, _ = _scene(tmp_path)
+    colours = PALETTE[scene_ids(48, 64)].copy()
+    colours[5:15, 5:20] = (200, 0, 200)
+    Image.fromarray(colours).save(tmp_path / "purple.png")
+    base = ["analogy", "--image", str(img), "--label", str(lab),
+            "--target", str(tmp_path / "purple.png"), "--out", str(tmp_path / "o.png")]  # fmt: skip
+    r = _run(*base)
+    assert r.returncode == 2 and "(200, 0, 200)" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "o.png").exists()
+    r = _run(*base, "--unknown-labels", "nearest")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "o.png").exists()
+
+
+def test_mismatched_sizes_error(tmp_path):
+    img, _, tgt = _scene(tmp_path)
+    Image.fromarray(PALETTE[scene_ids(40, 64)]).save(tmp_path / "small.png")
+    r = _run("analogy", "--image", str(img), "--label", str(tmp_path / "small.png"),
+             "--target", str(tgt), "--out", str(tmp_path / "o.png"))  # fmt: skip
+    assert r.returncode == 2 and "same size" in r.stderr
+
+
+def test_bad_output_suffix(tmp_path):
+    img, lab, tgt = _scene(tmp_path)
+    r = _run("analogy", "--image", str(img), "--label", str(lab), "--target", str(tgt),
+             "--out", str(tmp_path / "o.txt"))  # fmt: skip
+    assert r.returncode == 2 and "--out" in r.stderr
+
+
+def test_labels_command(tmp_path, capsys):
+    _, lab, tgt = _scene(tmp_path)
+    assert main(["labels", str(lab)]) == 0
+    out = capsys.readouterr().out
+    assert "3 labels" in out and "#00fdff" in out
+    assert main(["labels", str(tgt), "--against", str(lab)]) == 0
+    assert "every label matches" in capsys.readouterr().out
+    colours = PALETTE[scene_ids(48, 64)].copy()
+    colours[5:15, 5:20] = (200, 0, 200)
+    Image.fromarray(colours).save(tmp_path / "purple.png")
+    assert main(["labels", str(tmp_path / "purple.png"), "--against", str(lab)]) == 0
+    out = capsys.readouterr().out
+    assert "1 label(s) not in the source" in out and "(200, 0, 200): 150 px" in out
+
+
+def test_demo_writes_results_and_sheet(tmp_path):
+    r = _run("demo", "--out", str(tmp_path / "demo"), "--max-size", "96", "-q")
+    assert r.returncode == 0, r.stderr
+    sheet = tmp_path / "demo" / "sheet.png"
+    assert r.stdout.strip() == str(sheet)
+    results = sorted((tmp_path / "demo").glob("*/*.png"))
+    assert len(results) >= 10
+    assert Image.open(sheet).size[0] > 400
+
+
+def test_evaluate_json(tmp_path):
+    pytest.importorskip("semia.metrics")
+    img, lab, tgt = _scene(tmp_path)
+    out = tmp_path / "o.png"
+    assert _run("analogy", "--image", str(img), "--label", str(lab), "--target", str(tgt),
+                "--out", str(out)).returncode == 0  # fmt: skip
+    r = _run("evaluate", "--image", str(img), "--label", str(lab), "--target", str(tgt),
+             "--output", str(out), "--reference", str(img), "--json")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    for key in ["label_accuracy", "label_accuracy_edited", "miou", "miou_edited", "patch_swd",
+                "patch_swd_per_class", "coherence", "psnr", "ssim", "psnr_edited", "ssim_edited",
+                "seconds"]:  # fmt: skip
+        assert key in result
+    assert 0.0 <= result["label_accuracy"] <= 1.0
