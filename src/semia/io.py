@@ -15,6 +15,7 @@ A target map is read against the source's `LabelMap` (same palette and ids). Eve
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import tempfile
@@ -58,12 +59,14 @@ class LabelMap:
         kind: "colour" (colour-coded), "palette" (palette-mode PNG, indices are ids) or "ids"
             (grayscale / .npy integer ids); targets are matched by colour for the first two and
             by value for the last two.
+        names: optional class names, one per id (shown by `describe`).
     """
 
     ids: np.ndarray
     palette: np.ndarray
     values: tuple[int, ...] | None = None
     kind: str = "colour"  # how the file coded labels: "colour" | "palette" | "ids"
+    names: tuple[str, ...] | None = None  # optional class names, one per id
 
     @property
     def num_classes(self) -> int:
@@ -84,7 +87,7 @@ class LabelMap:
 
     def with_ids(self, ids: np.ndarray) -> LabelMap:
         """The same palette with other ids (e.g. a resized or edited map)."""
-        return LabelMap(ids.astype(np.int64), self.palette, self.values, self.kind)
+        return dataclasses.replace(self, ids=ids.astype(np.int64))
 
     def describe(self) -> str:
         """One label per line: id, original value or colour, pixel share."""
@@ -94,9 +97,10 @@ class LabelMap:
         for k in range(self.num_classes):
             r, g, b = (int(c) for c in self.palette[k])
             value = f"  value {self.values[k]:>5}" if self.values is not None else ""
+            name = f"  {self.names[k]}" if self.names is not None else ""
             lines.append(
                 f"{k:>3}  #{r:02x}{g:02x}{b:02x} ({r:>3},{g:>3},{b:>3}){value}"
-                f"  {100 * counts[k] / total:6.2f} %"
+                f"  {100 * counts[k] / total:6.2f} %{name}"
             )
         return "\n".join(lines)
 
