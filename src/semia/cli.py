@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from semia import __version__
-from semia.config import InputConfig, PatchConfig
+from semia.config import InputConfig, PatchConfig, TrainConfig
 from semia.io import (
     IMAGE_SUFFIXES,
     InputError,
@@ -53,43 +53,60 @@ def _field_help(cls: type) -> dict[str, str]:
     return helps
 
 
-def add_config_flags(parser: argparse.ArgumentParser, cls: type, skip: Sequence[str] = ()) -> None:
-    """Add a --flag for every scalar field of a config dataclass (default taken from the class)."""
+def add_config_flags(
+    parser: argparse.ArgumentParser, cls: type, skip: Sequence[str] = (), prefix: str = ""
+) -> None:
+    """Add a --flag for every scalar field of a config dataclass (default taken from the class).
+
+    Fields that are themselves config dataclasses get their own flags, named
+    --<field>-<subfield> (e.g. --loss-weights-gan); tuple fields get no flag.
+    """
     helps = _field_help(cls)
     group = parser.add_argument_group(f"{cls.__name__} settings")
     for f in dataclasses.fields(cls):
-        if f.name in skip or f.default is dataclasses.MISSING:
+        if f.name in skip:
             continue
-        flag = "--" + f.name.replace("_", "-")
+        dest = prefix + f.name
+        if f.default is dataclasses.MISSING:
+            if f.default_factory is not dataclasses.MISSING and dataclasses.is_dataclass(
+                f.default_factory
+            ):
+                add_config_flags(parser, f.default_factory, prefix=f"{dest}__")
+            continue
+        flag = "--" + dest.replace("__", "-").replace("_", "-")
         text = f"{helps.get(f.name, '')} (default: {f.default})"
         if isinstance(f.default, bool):
             group.add_argument(
-                flag, dest=f.name, default=f.default, action=argparse.BooleanOptionalAction,
+                flag, dest=dest, default=f.default, action=argparse.BooleanOptionalAction,
                 help=text,
             )  # fmt: skip
         elif isinstance(f.default, int | float | str):
-            group.add_argument(
-                flag, dest=f.name, type=type(f.default), default=f.default, help=text
-            )
+            group.add_argument(flag, dest=dest, type=type(f.default), default=f.default, help=text)
 
 
-def config_from_args(cls: type, args: argparse.Namespace, **overrides):
-    """Build a config dataclass from parsed flags (fields without a flag keep their default)."""
-    values = {
-        f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)
-    }
-    values.update(overrides)
+def config_from_args(cls: type, args: argparse.Namespace, prefix: str = ""):
+    """Build a config dataclass (nested ones too) from flags made by `add_config_flags`."""
+    values = {}
+    for f in dataclasses.fields(cls):
+        dest = prefix + f.name
+        if hasattr(args, dest):
+            values[f.name] = getattr(args, dest)
+        elif f.default is dataclasses.MISSING and dataclasses.is_dataclass(f.default_factory):
+            values[f.name] = config_from_args(f.default_factory, args, prefix=f"{dest}__")
     return cls(**values)
 
 
-def _add_input_flags(parser: argparse.ArgumentParser) -> None:
-    add_config_flags(parser, InputConfig)
-    parser.set_defaults(unknown_labels=InputConfig.unknown_labels)
+def _add_input_flags(parser: argparse.ArgumentParser, training: bool = False) -> None:
+    """--max-size (InputConfig.max_size, or train_max_size for training) and --unknown-labels."""
+    used, unused = ("train_max_size", "max_size") if training else ("max_size", "train_max_size")
+    add_config_flags(parser, InputConfig, skip=(unused,))
     for action in parser._actions:
         if action.dest == "unknown_labels":
             action.choices = ("error", "nearest")
-        if action.dest == "max_size":
-            action.metavar = "PX"
+        if action.dest == used:
+            action.dest, action.option_strings, action.metavar = "max_size", ["--max-size"], "PX"
+            parser._option_string_actions.pop(f"--{used.replace('_', '-')}", None)
+            parser._option_string_actions["--max-size"] = action
 
 
 def resolve_device(name: str) -> str:
@@ -129,11 +146,12 @@ class _Bar:
         if self.bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, desc=self.desc, leave=False, file=sys.stderr)
-        self.bar.n = done
+            self.bar = tqdm(
+                total=total, initial=max(done - 1, 0), desc=self.desc, leave=False, file=sys.stderr
+            )
         if info:
             self.bar.set_postfix({k: f"{v:.3g}" for k, v in info.items()}, refresh=False)
-        self.bar.refresh()
+        self.bar.update(done - self.bar.n)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -182,6 +200,78 @@ def cmd_analogy(args: argparse.Namespace) -> int:
         write_image(path, result)
         log.info("wrote %s (%.2f s)", path, time.perf_counter() - t0)
         print(path)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from semia.config import TrainConfig
+
+    config = config_from_args(TrainConfig, args)
+    if args.dry_run:
+        print(json.dumps(dataclasses.asdict(config), indent=2))
+        return 0
+    from semia.train import train
+
+    device = resolve_device(args.device)
+    image, labels = load_scene(args.image, args.label, args.max_size)
+    previews = [
+        read_target(p, labels, args.unknown_labels, args.max_size) for p in args.preview_target
+    ]
+    out = Path(args.out)
+    log.info(
+        "training on %dx%d px, %d labels, %d iterations, device %s",
+        image.shape[1], image.shape[0], labels.num_classes, config.iters, device,
+    )  # fmt: skip
+    bar = _Bar("train", args.quiet)
+    t0 = time.perf_counter()
+    try:
+        train(
+            image,
+            labels.ids,
+            labels.palette,
+            out,
+            config,
+            device=device,
+            seed=args.seed,
+            preview_targets=[t.ids for t in previews],
+            resume=args.resume,
+            progress=bar,
+        )
+    except KeyboardInterrupt:
+        bar.close()
+        print(
+            f"semia: interrupted; a checkpoint was saved in {out}: run the same command with "
+            "--resume to continue",
+            file=sys.stderr,
+        )
+        return 130
+    finally:
+        bar.close()
+    log.info("trained in %.1f s; model, log and previews in %s", time.perf_counter() - t0, out)
+    print(out / "model.safetensors")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from semia.gan import SemIA
+
+    device = resolve_device(args.device)
+    out = Path(args.out)
+    model = SemIA.load(args.model, device=device)
+    source = LabelMap(model.source_labels, model.palette)
+    max_size = args.max_size or max(source.size)
+    used: set[str] = set()
+    for path in args.target:
+        target = read_target(path, source, args.unknown_labels, max_size)
+        t0 = time.perf_counter()
+        result = model.generate(target.ids)
+        name = Path(path).stem
+        while name in used:  # two targets with one file name: keep both
+            name += "_"
+        used.add(name)
+        written = write_image(out / f"{name}.png", result)
+        log.info("wrote %s (%.3f s)", written, time.perf_counter() - t0)
+        print(written)
     return 0
 
 
@@ -317,6 +407,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_analogy)
 
     p = sub.add_parser(
+        "train",
+        parents=[common],
+        help="train the SemIA GAN on one photo and its label map",
+        description="Train the SemIA conditional single-image GAN on IMAGE and LABEL. Writes "
+        "OUT/model.safetensors (everything generate needs), resumable checkpoints, log.jsonl, "
+        "previews/ and loss.png. Ctrl-C saves a checkpoint; --resume continues it.",
+    )
+    p.add_argument("--image", required=True, help="source photo")
+    p.add_argument("--label", required=True, help="label map of the source photo")
+    p.add_argument("--out", required=True, help="model folder")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument(
+        "--preview-target", nargs="*", default=[], metavar="P2",
+        help="target label maps drawn on the preview sheets",
+    )  # fmt: skip
+    p.add_argument("--resume", action="store_true", help="continue the run in OUT")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    _add_device_flag(p)
+    _add_input_flags(p, training=True)
+    add_config_flags(p, TrainConfig)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "generate",
+        parents=[common],
+        help="synthesize target layouts with a trained SemIA model",
+        description="One forward pass of a trained model per target label map.",
+    )
+    p.add_argument("--model", required=True, help="model folder or its model.safetensors")
+    p.add_argument("--target", required=True, nargs="+", help="target label map(s)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument(
+        "--max-size", type=int, default=None, metavar="PX",
+        help="downscale targets to this longest side (default: the model's source size)",
+    )  # fmt: skip
+    p.add_argument(
+        "--unknown-labels", choices=("error", "nearest"), default=InputConfig.unknown_labels,
+        help="target colours the model's palette lacks",
+    )  # fmt: skip
+    _add_device_flag(p)
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser(
         "demo",
         parents=[common],
         help="run on the packaged examples and write a side-by-side sheet",
@@ -383,6 +516,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("semia: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into a reader that closed early (| head)
+        sys.stderr.close()
+        return 0
     except MemoryError:
         print("semia: error: out of memory; try a smaller --max-size", file=sys.stderr)
         return 1

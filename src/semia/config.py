@@ -6,7 +6,7 @@ exists exactly once, with its comment.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -14,10 +14,28 @@ class InputConfig:
     """How images and label maps are read."""
 
     max_size: int = 512  # longest side in pixels after loading; larger inputs are downscaled
+    train_max_size: int = 256  # longest side for GAN training (semia train); sized for a CPU
     unknown_labels: str = "error"  # target colours not in the source palette: "error" | "nearest"
 
 
 # --- PatchConfig (training-free guided patch synthesis; owned by src/semia/patch/) ---
+
+
+@dataclass(frozen=True)
+class PatchConfig:
+    """Training-free guided patch synthesis (`semia analogy`, src/semia/patch/)."""
+
+    patch_size: int = 5  # side of the square patches that are matched and voted (odd, >= 3)
+    coarsest_side: int = 32  # pyramid: halve while the target's shorter side stays >= this
+    coarse_iters: int = 4  # nearest-neighbour search + vote rounds at the coarsest level
+    fine_iters: int = 2  # search + vote rounds at every finer level
+    guide_weight: float = 2.0  # weight of the label-guide distance against the appearance one
+    exact_max_pairs: int = 40_000_000  # levels with target x source pixels below this: exact search
+    propagation_steps: tuple[int, ...] = (1, 3)  # PatchMatch: neighbour distances propagated from
+    search_radii: int = 3  # PatchMatch: random-search candidates per round, radius halving each
+    init_shifts: int = 3  # coarsest init: shifted copies of the source class region per class
+    init_overlap: float = 0.9  # seeded shifts: offsets covering >= this fraction of the best one
+
 
 # --- GAN configs (generator, discriminator, segmenter, losses, training; owned by models/, train.py) ---
 
@@ -86,4 +104,96 @@ class PatchCoherenceConfig:
     mismatch_penalty: float = 1e4  # distance added to pairs of patches of different classes
 
 
+@dataclass(frozen=True)
+class LossWeights:
+    """Weight of each training loss; 0 switches a term off, so an ablation is one flag."""
+
+    reconstruction: float = 5.0  # L1 of the zero-reconstruction steps (original: 5)
+    fixed_point: float = 1.0  # |gamma - 1| + |beta| on zero-reconstruction steps
+    gan: float = 1.0  # least-squares adversarial loss of G on sample steps
+    feature_matching: float = 10.0  # L1 between D's features of real and fake on sample steps
+    semantic_alignment: float = 1.0  # cross-entropy of S(fake) against the requested layout
+    patch_coherence: float = 1.0  # semantics-aware nearest-source-patch distance of the fake
+    sample_l1: float = 0.0  # L1 of fake vs augmented real on sample steps (not in the original)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """SemIA training schedule (semia.train); the defaults are tuned for a 2-core CPU at 256 px.
+
+    `TrainConfig.original()` gives the published schedule (slow: hours on a CPU).
+    """
+
+    iters: int = 800  # training iterations in total
+    crop_size: int = 128  # side of the aligned random crops of the first phase (0 = whole image)
+    full_size_iters: int = 150  # last iterations on the whole image (0 = crops to the end)
+    rec_every: int = 5  # every n-th iteration is a zero-reconstruction step (0 = never)
+    g_steps: int = 1  # generator updates per sample iteration (original: 10)
+    d_steps: int = 1  # discriminator updates per sample iteration, before G's (original: 2)
+    s_every: int = 1  # segmenter update every n-th iteration (original: reconstruction iterations)
+    lr: float = 2e-3  # base Adam learning rate (original: 0.01)
+    lr_g_scale: float = 0.5  # TTUR: generator lr = lr * lr_g_scale
+    lr_d_scale: float = 2.0  # TTUR: discriminator lr = lr * lr_d_scale
+    lr_s_scale: float = 1.0  # segmenter lr = lr * lr_s_scale
+    adam_betas: tuple[float, float] = (0.0, 0.9)  # Adam betas of all three optimisers
+    decay_start: float = 0.4  # fraction of iters after which all lrs decay linearly to 0
+    swap_prob: float = 0.5  # chance that a sample step swaps source and augmented target
+    checkpoint_every: int = 100  # iterations between resumable checkpoints (0 = only at the end)
+    preview_every: int = 200  # iterations between preview sheets (0 = only at the end)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)  # G architecture
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)  # D network
+    segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)  # S architecture
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # progressive augmentation
+    patch_coherence: PatchCoherenceConfig = field(default_factory=PatchCoherenceConfig)  # its loss
+    loss_weights: LossWeights = field(default_factory=LossWeights)  # weight of every loss term
+
+    @classmethod
+    def original(cls) -> TrainConfig:
+        """The published schedule: 2500 iterations at full size, 10 G steps, lr 0.01 TTUR."""
+        return cls(
+            iters=2500,
+            crop_size=0,
+            full_size_iters=0,
+            g_steps=10,
+            d_steps=2,
+            s_every=5,
+            lr=0.01,
+            decay_start=0.4,
+            augment=replace(AugmentConfig(), ramp_iters=1000),
+        )
+
+
 # --- EvalConfig (metrics; owned by metrics.py) ---
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Evaluation metrics (semia.metrics): labeller, patch statistics, PSNR/SSIM.
+
+    Pixel scales are given for a 256 px short side and scaled with the image size.
+    """
+
+    labeller_sigmas: tuple[float, ...] = (
+        1.0,
+        2.0,
+        4.0,
+        8.0,
+        16.0,
+    )  # feature blur scales (px at 256 px)
+    labeller_texture_weight: float = 1.0  # weight of texture features relative to colour ones
+    labeller_prototypes: int = 32  # k-means prototypes per class (nearest-prototype labeller)
+    labeller_samples: int = 4000  # source pixels sampled per class to fit the prototypes
+    labeller_kmeans_iters: int = 10  # Lloyd iterations of the per-class k-means
+    labeller_smooth_sigma: float = 3.0  # Gaussian smoothing of class scores (px at 256 px)
+    patch_size: int = 7  # side of the square patches for SWD and coherence
+    pyramid_levels: int = 3  # Laplacian pyramid levels of the patch SWD (1 = full size only)
+    swd_projections: int = 128  # random unit directions of the sliced Wasserstein distance
+    swd_max_patches: int = 8192  # patches sampled per image and level for the global SWD
+    swd_class_max_patches: int = 2048  # patches sampled per class, image and level (per-class SWD)
+    swd_min_class_patches: int = 32  # fewer patches of a class than this -> its SWD is null
+    coherence_levels: int = 2  # pyramid levels of the patch coherence
+    coherence_queries: int = 2048  # output patches sampled per level for the coherence
+    coherence_database: int = 8192  # source patches searched per level for the coherence
+    ssim_window: int = 11  # Gaussian window side of SSIM
+    ssim_sigma: float = 1.5  # Gaussian window sigma of SSIM
+    psnr_max_db: float = 100.0  # PSNR reported for identical images (MSE = 0)
