@@ -188,7 +188,7 @@ class EvalConfig:
     patch_size: int = 7  # side of the square patches for SWD and coherence
     pyramid_levels: int = 3  # Laplacian pyramid levels of the patch SWD (1 = full size only)
     swd_projections: int = 128  # random unit directions of the sliced Wasserstein distance
-    swd_max_patches: int = 8192  # patches sampled per image and level for the global SWD
+    swd_max_patches: int = 4096  # patches sampled per image and level for the global SWD
     swd_class_max_patches: int = 2048  # patches sampled per class, image and level (per-class SWD)
     swd_min_class_patches: int = 32  # fewer patches of a class than this -> its SWD is null
     coherence_levels: int = 2  # pyramid levels of the patch coherence
