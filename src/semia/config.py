@@ -30,6 +30,9 @@ class PatchConfig:
     coarse_iters: int = 4  # nearest-neighbour search + vote rounds at the coarsest level
     fine_iters: int = 2  # search + vote rounds at every finer level
     guide_weight: float = 2.0  # weight of the label-guide distance against the appearance one
+    position_weight: float = 1.0  # weight of the (relative) vertical-position distance
+    appearance_dims: int = 12  # PCA dimensions kept of the colour patches (0: no projection)
+    guide_dims: int = 8  # PCA dimensions kept of the label-guide features (0: no projection)
     exact_max_pairs: int = 40_000_000  # levels with target x source pixels below this: exact search
     propagation_steps: tuple[int, ...] = (1, 3)  # PatchMatch: neighbour distances propagated from
     search_radii: int = 3  # PatchMatch: random-search candidates per round, radius halving each
@@ -52,7 +55,7 @@ class GeneratorConfig:
     num_res_blocks: int = 1  # residual blocks at the coarsest level (unmodulated)
     sft_hidden: int = 16  # width of the SFT residual bottlenecks (gamma and beta heads)
     ratio_eps: float = 0.1  # eps of the label-feature log-ratio log((f_t + eps) / (f_s + eps))
-    norm: str = "pixel"  # normalisation before modulation: "pixel" (per pixel, crop-safe) | "instance"
+    norm: str = "pixel"  # norm before modulation: "pixel" (per-pixel, crop-safe) | "instance"
     skip_connections: bool = True  # add encoder features to the decoder at each level (U-Net-like)
 
 

@@ -1,0 +1,5 @@
+"""Training-free guided patch synthesis: the `semia analogy` method."""
+
+from semia.patch.synthesis import synthesize
+
+__all__ = ["synthesize"]

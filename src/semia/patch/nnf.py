@@ -1,0 +1,323 @@
+"""Nearest-neighbour fields: class-aware initialisation, search and patch voting.
+
+A nearest-neighbour field (NNF) maps every target pixel to a source pixel, stored as a flat index
+y * Ws + x in a (Ht * Wt,) long tensor. Every entry obeys the class constraint: the source pixel
+is allowed for the target pixel's class (`Level.allowed`). All operations are vectorised over
+pixels; the only Python loops run over classes, candidates and patch offsets.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+_QUERY_CHUNK_ELEMENTS = 2**24  # exact search: at most this many distances in memory at once
+
+
+def _class_pool(allowed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Source pixels allowed per class, packed: (pool, start (K,), count (K,))."""
+    count = allowed.sum(1)  # (K,)
+    start = torch.cumsum(count, 0) - count
+    pool = allowed.nonzero()[:, 1]  # sorted by class, then pixel
+    return pool, start, count
+
+
+def random_allowed(
+    classes: torch.Tensor, allowed: torch.Tensor, generator: torch.Generator
+) -> torch.Tensor:
+    """A uniformly random allowed source pixel for each entry of `classes` ((N,) long)."""
+    pool, start, count = _class_pool(allowed)
+    u = torch.rand(classes.shape, generator=generator, device=classes.device)
+    pick = (u * count[classes]).long().clamp_max_(count[classes] - 1)
+    return pool[start[classes] + pick]
+
+
+def is_allowed(nnf: torch.Tensor, classes: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """(N,) bool: source pixel nnf[i] is allowed for class classes[i]."""
+    return allowed.reshape(-1)[classes * allowed.shape[1] + nnf]
+
+
+def _overlap(source_mask: torch.Tensor, target_mask: torch.Tensor) -> torch.Tensor:
+    """Overlap count of target_mask shifted by every offset d with source_mask.
+
+    Args:
+        source_mask: (Hs, Ws) float.
+        target_mask: (Ht, Wt) float.
+
+    Returns:
+        (Hs + Ht - 1, Ws + Wt - 1) float; entry [i, j] is sum_p T(p) S(p + d) with
+        d = (i - Ht + 1, j - Wt + 1).
+    """
+    ht, wt = target_mask.shape
+    padded = F.pad(source_mask[None, None], (wt - 1, wt - 1, ht - 1, ht - 1))
+    return F.conv2d(padded, target_mask[None, None])[0, 0]
+
+
+def initial_nnf(
+    target: torch.Tensor,
+    source_labels: torch.Tensor,
+    allowed: torch.Tensor,
+    generator: torch.Generator,
+    shifts: int,
+    overlap_fraction: float,
+) -> torch.Tensor:
+    """Class-by-class initial field at the coarsest level: shifted copies of the source regions.
+
+    For each target class c the first shift is the offset d that best overlays the target's
+    class-c region on the source's (ties: the shortest), so an unchanged layout starts from the
+    identity. Pixels it leaves uncovered get a seeded shift among those covering at least
+    `overlap_fraction` of the best coverage of what remains (small vertical moves favoured),
+    `shifts` times in all; the rest get seeded random source pixels of their class.
+
+    Args:
+        target: (Ht, Wt) long target classes.
+        source_labels: (Hs, Ws) long source classes (majority labels at this level).
+        allowed: (K, Hs * Ws) bool.
+        generator: the seeded generator.
+        shifts: number of shifted copies per class (>= 1).
+        overlap_fraction: in (0, 1].
+
+    Returns:
+        (Ht * Wt,) long flat source indices.
+    """
+    device = target.device
+    ht, wt = target.shape
+    hs, ws = source_labels.shape
+    ys = torch.arange(ht, device=device)[:, None].expand(ht, wt)
+    xs = torch.arange(wt, device=device)[None, :].expand(ht, wt)
+    # tie-break towards short offsets: the penalty stays below one pixel of overlap
+    dy = torch.arange(hs + ht - 1, device=device, dtype=torch.float32)[:, None] - (ht - 1)
+    dx = torch.arange(ws + wt - 1, device=device, dtype=torch.float32)[None, :] - (wt - 1)
+    penalty = 0.5 * torch.sqrt(dy**2 + dx**2) / (hs + ht + ws + wt)
+    # seeded shifts favour small vertical moves: light and texture scale change with height
+    prefer_level = torch.exp(-dy.abs() / (0.05 * (hs + ht))).expand(penalty.shape)
+    nnf = torch.full((ht, wt), -1, dtype=torch.long, device=device)
+    for c in target.unique().tolist():
+        source_mask = (source_labels == c).float()
+        remaining = target == c
+        for stage in range(shifts):
+            if not remaining.any() or not source_mask.any():
+                break
+            score = _overlap(source_mask, remaining.float())
+            if stage == 0:
+                best = int(torch.argmax(score - penalty))
+            else:
+                good = score >= overlap_fraction * score.max()
+                weight = good.float() * prefer_level
+                best = int(torch.multinomial(weight.flatten(), 1, generator=generator))
+            oy, ox = best // score.shape[1] - (ht - 1), best % score.shape[1] - (wt - 1)
+            sy, sx = ys + oy, xs + ox
+            inside = (sy >= 0) & (sy < hs) & (sx >= 0) & (sx < ws)
+            flat = sy.clamp(0, hs - 1) * ws + sx.clamp(0, ws - 1)
+            hit = remaining & inside & (source_labels.reshape(-1)[flat] == c)
+            nnf[hit] = flat[hit]
+            remaining &= ~hit
+    nnf = nnf.reshape(-1)
+    classes = target.reshape(-1)
+    missing = (nnf < 0) | ~is_allowed(nnf.clamp_min(0), classes, allowed)
+    if missing.any():
+        nnf[missing] = random_allowed(classes[missing], allowed, generator)
+    return nnf
+
+
+def upsample_nnf(
+    nnf: torch.Tensor,
+    coarse_target: tuple[int, int],
+    coarse_source: tuple[int, int],
+    fine_target: tuple[int, int],
+    fine_source: tuple[int, int],
+) -> torch.Tensor:
+    """Carry a field to the next finer level (sizes double, rounded up): child pixels keep their
+    parent's offset. Returns (Ht * Wt,) long for the fine level (not yet class-checked)."""
+    device = nnf.device
+    (hc, wc), (_, wsc) = coarse_target, coarse_source
+    (ht, wt), (hs, ws) = fine_target, fine_source
+    y = torch.arange(ht, device=device)[:, None]
+    x = torch.arange(wt, device=device)[None, :]
+    parent = nnf.reshape(hc, wc)[(y // 2).clamp_max(hc - 1), (x // 2).clamp_max(wc - 1)]
+    sy = (2 * (parent // wsc) + y % 2).clamp_max(hs - 1)
+    sx = (2 * (parent % wsc) + x % 2).clamp_max(ws - 1)
+    return (sy * ws + sx).reshape(-1)
+
+
+def repair(
+    nnf: torch.Tensor, classes: torch.Tensor, allowed: torch.Tensor, generator: torch.Generator
+) -> torch.Tensor:
+    """Replace entries that break the class constraint by random allowed source pixels."""
+    bad = ~is_allowed(nnf, classes, allowed)
+    if bad.any():
+        nnf = nnf.clone()
+        nnf[bad] = random_allowed(classes[bad], allowed, generator)
+    return nnf
+
+
+def patch_distance(query: torch.Tensor, keys: torch.Tensor, nnf: torch.Tensor) -> torch.Tensor:
+    """(N,) squared distance between query row i and key row nnf[i]."""
+    return (query - keys[nnf]).square_().sum(1)
+
+
+def exact_search(
+    query: torch.Tensor,
+    keys: torch.Tensor,
+    classes: torch.Tensor,
+    allowed: torch.Tensor,
+    nnf: torch.Tensor,
+    dist: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact nearest allowed source patch of every query (matrix products, class by class).
+
+    A new match replaces the current one only if strictly closer, so exact matches (an
+    unchanged layout) are kept.
+
+    Args:
+        query: (N, D) target patch features.
+        keys: (Ns, D) source patch features.
+        classes: (N,) long target classes.
+        allowed: (K, Ns) bool.
+        nnf: (N,) long current field; dist: (N,) its distances.
+
+    Returns:
+        (nnf, dist) updated.
+    """
+    nnf, dist = nnf.clone(), dist.clone()
+    key_sq = keys.square().sum(1)  # (Ns,)
+    for c in classes.unique().tolist():
+        rows = (classes == c).nonzero()[:, 0]
+        cols = allowed[c].nonzero()[:, 0]
+        if cols.numel() == 0:
+            continue
+        kc, kc_sq = keys[cols], key_sq[cols]  # (Nc, D), (Nc,)
+        chunk = max(1, _QUERY_CHUNK_ELEMENTS // cols.numel())
+        for i in range(0, rows.numel(), chunk):
+            r = rows[i : i + chunk]
+            partial = kc_sq[None, :] - 2.0 * (query[r] @ kc.T)  # (n, Nc), |q|^2 omitted
+            cand = cols[partial.argmin(1)]
+            d = (query[r] - keys[cand]).square_().sum(1)
+            better = d < dist[r]
+            nnf[r] = torch.where(better, cand, nnf[r])
+            dist[r] = torch.where(better, d, dist[r])
+    return nnf, dist
+
+
+def _best_of(
+    query: torch.Tensor,
+    keys: torch.Tensor,
+    classes: torch.Tensor,
+    allowed: torch.Tensor,
+    cands: torch.Tensor,
+    best: torch.Tensor,
+    best_d: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keep, per query, the closest of its current match and its allowed candidates.
+
+    Args:
+        cands: (C, N) long candidate source pixels.
+        best, best_d: (N,) current matches and distances.
+    """
+    ok = allowed.reshape(-1)[classes * allowed.shape[1] + cands]  # (C, N)
+    d = (keys[cands] - query).square_().sum(-1)  # (C, N, D) -> (C, N)
+    d = torch.where(ok, d, torch.inf)
+    cand_d, which = d.min(0)  # (N,)
+    better = cand_d < best_d
+    new = cands.gather(0, which[None])[0]
+    return torch.where(better, new, best), torch.where(better, cand_d, best_d)
+
+
+def patchmatch(
+    query: torch.Tensor,
+    keys: torch.Tensor,
+    classes: torch.Tensor,
+    allowed: torch.Tensor,
+    nnf: torch.Tensor,
+    dist: torch.Tensor,
+    target_size: tuple[int, int],
+    source_size: tuple[int, int],
+    steps: tuple[int, ...],
+    radii: int,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One round of parallel PatchMatch: propagation from neighbours at the given distances in
+    four directions, then random search around the improved match at `radii` radii (shrinking
+    4x each) plus one random allowed pixel of the class. Candidates that break the class
+    constraint are skipped; a candidate replaces the match only if strictly closer.
+
+    Args: as `exact_search`, plus the (H, W) sizes of target and source, and the generator.
+
+    Returns:
+        (nnf, dist) updated.
+    """
+    device = nnf.device
+    ht, wt = target_size
+    hs, ws = source_size
+    sy = (nnf // ws).reshape(ht, wt)
+    sx = (nnf % ws).reshape(ht, wt)
+    props = []
+    for step in steps:
+        for ey, ex in ((0, step), (0, -step), (step, 0), (-step, 0)):
+            # the neighbour at p + e matched q; propose q - e for p
+            ny = torch.roll(sy, shifts=(-ey, -ex), dims=(0, 1)) - ey
+            nx = torch.roll(sx, shifts=(-ey, -ex), dims=(0, 1)) - ex
+            props.append((ny.clamp(0, hs - 1) * ws + nx.clamp(0, ws - 1)).reshape(-1))
+    nnf, dist = _best_of(query, keys, classes, allowed, torch.stack(props), nnf, dist)
+
+    by, bx = nnf // ws, nnf % ws
+    n = nnf.numel()
+    radius, searches = max(hs, ws) / 4, []
+    for _ in range(radii):
+        r = max(1, round(radius))
+        off = torch.randint(-r, r + 1, (2, n), generator=generator, device=device)
+        searches.append((by + off[0]).clamp(0, hs - 1) * ws + (bx + off[1]).clamp(0, ws - 1))
+        radius /= 4
+    searches.append(random_allowed(classes, allowed, generator))
+    return _best_of(query, keys, classes, allowed, torch.stack(searches), nnf, dist)
+
+
+def vote(
+    nnf: torch.Tensor,
+    weights: torch.Tensor,
+    image: torch.Tensor,
+    allowed: torch.Tensor,
+    target: torch.Tensor,
+    patch_size: int,
+) -> torch.Tensor:
+    """Patch voting: each target pixel averages what the overlapping matched patches put there.
+
+    A vote counts only if the source pixel it copies is allowed for the target pixel's class, so
+    every region is made of its own class's texture; a pixel with no valid vote takes its own
+    match's centre pixel.
+
+    Args:
+        nnf: (Ht * Wt,) long field.
+        weights: (Ht * Wt,) float >= 0, weight of each matched patch.
+        image: (3, Hs, Ws) source image.
+        allowed: (K, Hs * Ws) bool.
+        target: (Ht, Wt) long target classes.
+        patch_size: odd patch side.
+
+    Returns:
+        (3, Ht, Wt) float image.
+    """
+    r = patch_size // 2
+    ht, wt = target.shape
+    _, hs, ws = image.shape
+    device = image.device
+
+    def around(x: torch.Tensor, mode: str) -> torch.Tensor:
+        """(P * P, Ht * Wt): x at q + (i - r, j - r) for kernel position (i, j)."""
+        padded = F.pad(x.reshape(1, 1, ht, wt), (r, r, r, r), mode=mode)
+        return F.unfold(padded, patch_size)[0]
+
+    # the patch centred at q + (i - r, j - r) covers q at its offset o = (r - i, r - j)
+    o = torch.arange(patch_size, device=device)
+    oy = (r - o).repeat_interleave(patch_size)[:, None]  # (P * P, 1)
+    ox = (r - o).repeat(patch_size)[:, None]
+    y = (around((nnf // ws).float(), "replicate").long() + oy).clamp_(0, hs - 1)
+    x = (around((nnf % ws).float(), "replicate").long() + ox).clamp_(0, ws - 1)
+    idx = y * ws + x  # (P * P, Ht * Wt)
+    w = around(weights.to(image.dtype), "constant")  # zero weight outside the target
+    w = w * allowed.reshape(-1)[target.reshape(1, -1) * (hs * ws) + idx]
+    total = w.sum(0)  # (Ht * Wt,)
+    acc = (image.reshape(3, -1)[:, idx] * w).sum(1)  # (3, P * P, Ht * Wt) -> (3, Ht * Wt)
+    centre = image.reshape(3, -1)[:, nnf]
+    out = torch.where(total > 0, acc / total.clamp_min(1e-12), centre)
+    return out.reshape(3, ht, wt)

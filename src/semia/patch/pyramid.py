@@ -1,0 +1,202 @@
+"""Pyramids and patch features for the guided patch synthesis.
+
+Each pyramid level holds, for the source, the image, a soft one-hot of its labels (the share of
+each class in every pixel's footprint), the classes each pixel may lend texture to, and for the
+target the hard labels (the majority class of the footprint) and the same soft one-hot, which
+serves as the label guide.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class Level:
+    """One pyramid level of a source/target pair (all tensors on the working device).
+
+    Attributes:
+        image: (3, Hs, Ws) float in [0, 1], the source image at this level.
+        source_guide: (K, Hs, Ws) float, share of each class in the source pixel's footprint.
+        allowed: (K, Hs * Ws) bool, whether source pixel s may lend texture to class k: its
+            footprint holds some of class k (at the finest level: its label is k).
+        target: (Ht, Wt) long, the target class of each pixel (majority of its footprint).
+        target_guide: (K, Ht, Wt) float, share of each class in the target pixel's footprint.
+    """
+
+    image: torch.Tensor
+    source_guide: torch.Tensor
+    allowed: torch.Tensor
+    target: torch.Tensor
+    target_guide: torch.Tensor
+
+    @property
+    def source_size(self) -> tuple[int, int]:
+        return int(self.image.shape[1]), int(self.image.shape[2])
+
+    @property
+    def target_size(self) -> tuple[int, int]:
+        return int(self.target.shape[0]), int(self.target.shape[1])
+
+
+def num_levels(height: int, width: int, coarsest_side: int) -> int:
+    """Number of pyramid levels: halve while the shorter side stays >= coarsest_side."""
+    levels, side = 1, min(height, width)
+    while side // 2 >= coarsest_side:
+        side //= 2
+        levels += 1
+    return levels
+
+
+def level_size(height: int, width: int, level: int) -> tuple[int, int]:
+    """Size of `level` (0 = finest) of a (height, width) image: halved and rounded up per level."""
+    scale = 2**level
+    return max(1, -(-height // scale)), max(1, -(-width // scale))
+
+
+def _shrink(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Area-average (C, H, W) to (C, *size); every input pixel contributes."""
+    if tuple(x.shape[1:]) == tuple(size):
+        return x
+    return F.adaptive_avg_pool2d(x[None], size)[0]
+
+
+def build_pyramid(
+    image: torch.Tensor,
+    labels: torch.Tensor,
+    target: torch.Tensor,
+    num_classes: int,
+    levels: int,
+) -> list[Level]:
+    """Pyramid of a source/target pair, finest level first.
+
+    Args:
+        image: (3, H, W) float in [0, 1].
+        labels: (H, W) long source ids in 0..K-1.
+        target: (H2, W2) long target ids in 0..K-1.
+        num_classes: K.
+        levels: number of levels (>= 1).
+
+    Returns:
+        `levels` Level objects, index 0 the full resolution.
+    """
+    src_onehot = F.one_hot(labels, num_classes).permute(2, 0, 1).float()  # (K, H, W)
+    tgt_onehot = F.one_hot(target, num_classes).permute(2, 0, 1).float()  # (K, H2, W2)
+    out = []
+    for lv in range(levels):
+        src_size = level_size(*labels.shape, lv)
+        tgt_size = level_size(*target.shape, lv)
+        src_guide = _shrink(src_onehot, src_size)
+        tgt_guide = _shrink(tgt_onehot, tgt_size)
+        out.append(
+            Level(
+                image=_shrink(image, src_size),
+                source_guide=src_guide,
+                allowed=(src_guide > 0).reshape(num_classes, -1),  # (K, Hs * Ws)
+                target=tgt_guide.argmax(0),
+                target_guide=tgt_guide,
+            )
+        )
+    return out
+
+
+def patch_features(image: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """All patches of an image as rows, edges replicated.
+
+    Args:
+        image: (C, H, W) float.
+        patch_size: odd side of the patches.
+
+    Returns:
+        (H * W, C * patch_size**2) float, row y * W + x is the patch centred at (y, x).
+    """
+    r = patch_size // 2
+    padded = F.pad(image[None], (r, r, r, r), mode="replicate")  # (1, C, H + 2r, W + 2r)
+    cols = F.unfold(padded, patch_size)  # (1, C * p * p, H * W)
+    return cols[0].T.contiguous()
+
+
+def guide_features(guide: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """Label-guide features: the soft one-hot at a patch's centre and four corners.
+
+    Args:
+        guide: (K, H, W) float class shares.
+        patch_size: odd side of the patches.
+
+    Returns:
+        (H * W, 5 * K) float.
+    """
+    r = patch_size // 2
+    k, h, w = guide.shape
+    padded = F.pad(guide[None], (r, r, r, r), mode="replicate")[0]  # (K, H + 2r, W + 2r)
+    taps = [(0, 0), (-r, -r), (-r, r), (r, -r), (r, r)]
+    feats = [padded[:, r + dy : r + dy + h, r + dx : r + dx + w] for dy, dx in taps]
+    return torch.cat(feats, 0).reshape(5 * k, h * w).T.contiguous()  # (H * W, 5K)
+
+
+def _pca(rows: torch.Tensor, dims: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean (D,) and the top-`dims` principal axes (D, dims) of (N, D) rows (an identity
+    basis when dims is 0 or >= D)."""
+    mean = rows.mean(0)
+    d = rows.shape[1]
+    if dims <= 0 or dims >= d:
+        return mean, torch.eye(d, device=rows.device, dtype=rows.dtype)
+    sample = rows[:: max(1, rows.shape[0] // 16384)] - mean  # (<= ~16k, D) enough for the axes
+    cov = sample.T @ sample / sample.shape[0]  # (D, D)
+    _, vecs = torch.linalg.eigh(cov)  # ascending eigenvalues
+    return mean, vecs[:, -dims:].flip(1).contiguous()
+
+
+class FeatureSpace:
+    """The space where patches are compared at one level.
+
+    A patch's feature is [PCA of its colour patch, sqrt(guide_weight) * PCA of its label-guide
+    taps, sqrt(position_weight) * its relative height]; squared Euclidean distance in this space
+    is the matching cost. The PCA axes come from the source patches (colour) and from the source
+    and target guides together (labels), so an exact match still has distance 0.
+    """
+
+    def __init__(
+        self,
+        level: Level,
+        patch_size: int,
+        guide_weight: float,
+        position_weight: float,
+        appearance_dims: int,
+        guide_dims: int,
+    ) -> None:
+        self.patch_size = patch_size
+        colour = patch_features(level.image, patch_size)  # (Ns, 3 * P * P)
+        self.app_mean, self.app_axes = _pca(colour, appearance_dims)
+        src_guide = guide_features(level.source_guide, patch_size)  # (Ns, 5K)
+        tgt_guide = guide_features(level.target_guide, patch_size)  # (Nt, 5K)
+        mean, axes = _pca(torch.cat([src_guide, tgt_guide], 0), guide_dims)
+        g = guide_weight**0.5
+        p = position_weight**0.5
+        self.source_extra = torch.cat(
+            [g * (src_guide - mean) @ axes, p * _heights(*level.source_size, level.image)], 1
+        )
+        self.target_extra = torch.cat(
+            [g * (tgt_guide - mean) @ axes, p * _heights(*level.target_size, level.image)], 1
+        )
+
+    def appearance(self, image: torch.Tensor) -> torch.Tensor:
+        """(H * W, appearance dims) projected colour patches of a (3, H, W) image."""
+        return (patch_features(image, self.patch_size) - self.app_mean) @ self.app_axes
+
+    def keys(self, image: torch.Tensor) -> torch.Tensor:
+        """(Hs * Ws, D) source features, colour taken from `image` (3, Hs, Ws)."""
+        return torch.cat([self.appearance(image), self.source_extra], 1)
+
+    def queries(self, image: torch.Tensor) -> torch.Tensor:
+        """(Ht * Wt, D) target features, colour taken from `image` (3, Ht, Wt)."""
+        return torch.cat([self.appearance(image), self.target_extra], 1)
+
+
+def _heights(height: int, width: int, like: torch.Tensor) -> torch.Tensor:
+    """(H * W, 1) relative height (y + 0.5) / H of every pixel."""
+    y = (torch.arange(height, device=like.device, dtype=like.dtype) + 0.5) / height
+    return y[:, None].expand(height, width).reshape(-1, 1)

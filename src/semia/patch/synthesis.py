@@ -1,0 +1,205 @@
+"""Coarse-to-fine guided patch synthesis (texture-by-numbers, training-free).
+
+At every pyramid level, from the coarsest up, the output is refined by a few rounds of
+(1) nearest-neighbour search of its patches among the source's, with a distance that adds a label
+guide (soft one-hot of the target vs the source around the patch) to the appearance term and a
+hard class constraint, and (2) voting of the matched patches. The coarsest level starts from
+shifted copies of each source class region (seeded), so an unchanged layout reproduces the
+source and edited regions differ from seed to seed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from semia.config import PatchConfig
+from semia.patch import nnf as nn_field
+from semia.patch.pyramid import FeatureSpace, build_pyramid, num_levels
+
+log = logging.getLogger(__name__)
+
+
+def _check_inputs(
+    image: np.ndarray, labels: np.ndarray, target: np.ndarray, num_classes: int | None
+) -> int:
+    """Validate the arrays; return K."""
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(
+            f"image must be a (H, W, 3) array, got {getattr(image, 'shape', type(image))}"
+        )
+    for name, arr in (("labels", labels), ("target", target)):
+        if not isinstance(arr, np.ndarray) or arr.ndim != 2:
+            raise ValueError(
+                f"{name} must be a (H, W) integer array, got {getattr(arr, 'shape', type(arr))}"
+            )
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise ValueError(f"{name} must hold integer class ids, got dtype {arr.dtype}")
+        if arr.size == 0:
+            raise ValueError(f"{name} is empty")
+        if arr.min() < 0:
+            raise ValueError(f"{name} holds negative class ids (min {arr.min()})")
+    if labels.shape != image.shape[:2]:
+        raise ValueError(
+            f"labels {labels.shape} and image {image.shape[:2]} must have the same height and "
+            "width (resize the label map with nearest-neighbour sampling)"
+        )
+    k = int(max(labels.max(), target.max())) + 1
+    if num_classes is not None:
+        if max(labels.max(), target.max()) >= num_classes:
+            raise ValueError(
+                f"class ids must be < num_classes={num_classes}, found "
+                f"{int(max(labels.max(), target.max()))}"
+            )
+        k = num_classes
+    missing = np.setdiff1d(np.unique(target), np.unique(labels))
+    if missing.size:
+        raise ValueError(
+            f"target uses class id(s) {missing.tolist()} that the source label map does not "
+            "contain, so there is no texture to copy for them; draw those regions with classes "
+            "present in the source"
+        )
+    return k
+
+
+def _check_config(config: PatchConfig) -> None:
+    if config.patch_size < 3 or config.patch_size % 2 == 0:
+        raise ValueError(f"patch_size must be odd and >= 3, got {config.patch_size}")
+    if config.coarsest_side < 1 or config.coarse_iters < 1 or config.fine_iters < 1:
+        raise ValueError("coarsest_side, coarse_iters and fine_iters must be >= 1")
+    if config.init_shifts < 1 or not 0 < config.init_overlap <= 1:
+        raise ValueError("init_shifts must be >= 1 and init_overlap in (0, 1]")
+
+
+def synthesize(
+    image: np.ndarray,
+    labels: np.ndarray,
+    target: np.ndarray,
+    *,
+    num_classes: int | None = None,
+    seed: int = 0,
+    config: PatchConfig = PatchConfig(),
+    device: str | torch.device = "cpu",
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """Synthesize the source image in the target layout by guided patch synthesis.
+
+    Args:
+        image: (H, W, 3) float32 in [0, 1], the source photo.
+        labels: (H, W) int64 class ids of the source.
+        target: (H2, W2) int64 class ids of the wanted layout; it may have another size than
+            the source and use a subset of its classes.
+        num_classes: K; default max id + 1.
+        seed: seeds the initial layout of edited regions (same seed, same device: same output).
+        config: algorithm settings.
+        device: where to compute.
+        progress: called as progress(done, total) after every search-and-vote round.
+
+    Returns:
+        (H2, W2, 3) float32 in [0, 1].
+
+    Raises:
+        ValueError: malformed inputs, or a target class that the source does not contain.
+    """
+    k = _check_inputs(image, labels, target, num_classes)
+    _check_config(config)
+    device = torch.device(device)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    img = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).to(device)
+    img = img.permute(2, 0, 1).contiguous()  # (3, H, W)
+    src_ids = torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64)).to(device)
+    tgt_ids = torch.from_numpy(np.ascontiguousarray(target, dtype=np.int64)).to(device)
+
+    n_levels = num_levels(
+        min(src_ids.shape[0], tgt_ids.shape[0]),
+        min(src_ids.shape[1], tgt_ids.shape[1]),
+        config.coarsest_side,
+    )
+    pyramid = build_pyramid(img, src_ids, tgt_ids, k, n_levels)
+    total = config.coarse_iters + config.fine_iters * (n_levels - 1)
+    done = 0
+    field = out = None
+    for lv in reversed(range(n_levels)):
+        level = pyramid[lv]
+        classes = level.target.reshape(-1)  # (Ht * Wt,)
+        space = FeatureSpace(
+            level,
+            config.patch_size,
+            config.guide_weight,
+            config.position_weight,
+            config.appearance_dims,
+            config.guide_dims,
+        )
+        keys_sharp = space.keys(level.image)
+        if field is None:
+            field = nn_field.initial_nnf(
+                level.target,
+                level.source_guide.argmax(0),
+                level.allowed,
+                generator,
+                config.init_shifts,
+                config.init_overlap,
+            )
+            out = nn_field.vote(
+                field,
+                torch.ones_like(field, dtype=img.dtype),
+                level.image,
+                level.allowed,
+                level.target,
+                config.patch_size,
+            )
+            keys_first = keys_sharp
+            iters = config.coarse_iters
+        else:
+            coarser = pyramid[lv + 1]
+            field = nn_field.upsample_nnf(
+                field,
+                coarser.target_size,
+                coarser.source_size,
+                level.target_size,
+                level.source_size,
+            )
+            field = nn_field.repair(field, classes, level.allowed, generator)
+            # the upsampled output is as blurry as the upsampled coarser source: compare like
+            # with like in the first round
+            out = F.interpolate(out[None], size=level.target_size, mode="bilinear")[0]
+            blurry = F.interpolate(coarser.image[None], size=level.source_size, mode="bilinear")[0]
+            keys_first = space.keys(blurry)
+            iters = config.fine_iters
+        exact = level.target.numel() * level.image[0].numel() <= config.exact_max_pairs
+        for it in range(iters):
+            keys = keys_first if it == 0 else keys_sharp
+            query = space.queries(out)
+            dist = nn_field.patch_distance(query, keys, field)
+            if exact:
+                field, dist = nn_field.exact_search(
+                    query, keys, classes, level.allowed, field, dist
+                )
+            else:
+                field, dist = nn_field.patchmatch(
+                    query,
+                    keys,
+                    classes,
+                    level.allowed,
+                    field,
+                    dist,
+                    level.target_size,
+                    level.source_size,
+                    config.propagation_steps,
+                    config.search_radii,
+                    generator,
+                )
+            weights = torch.ones_like(dist)
+            out = nn_field.vote(
+                field, weights, level.image, level.allowed, level.target, config.patch_size
+            )
+            done += 1
+            if progress is not None:
+                progress(done, total)
+        log.debug("level %d %s done (%s search)", lv, level.target_size, "exact" if exact else "PM")
+    result = out.clamp(0, 1).permute(1, 2, 0).cpu().numpy()  # (H2, W2, 3)
+    return np.ascontiguousarray(result, dtype=np.float32)
