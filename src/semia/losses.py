@@ -120,21 +120,27 @@ def _grid_positions(height: int, width: int, max_count: int) -> tuple[int, int, 
 
 
 def _patches_and_ids(
-    image: Tensor, ids: Tensor, patch_size: int, max_count: int
+    image: Tensor, ids: Tensor, patch_size: int, max_count: int, generator: torch.Generator | None
 ) -> tuple[Tensor, Tensor]:
-    """Patches on a strided grid and the class id at each patch centre.
+    """Patches on a strided grid (random grid offset if a generator is given), centre class ids.
 
     Args:
         image: (B, 3, H, W); ids: (B, H, W) int64.
 
     Returns:
-        patches (B, N, 3 * p * p), ids (B, N).
+        patches (B, N, 3 * p * p), ids (B, N), N <= max_count.
     """
     _, _, height, width = image.shape
     stride, _, _ = _grid_positions(height, width, max_count)
+    oy = ox = 0
+    if generator is not None and stride > 1:
+        oy, ox = torch.randint(
+            0, stride, (2,), generator=generator, device=generator.device
+        ).tolist()
+        image, ids = image[..., oy:, ox:], ids[..., oy:, ox:]
     pad = patch_size // 2
     padded = F.pad(image, (pad, pad, pad, pad), mode="replicate")
-    # unfold with the grid stride: one column per patch centred on (i * s, j * s)
+    # unfold with the grid stride: one column per patch centred on (oy + i * s, ox + j * s)
     cols = F.unfold(padded, kernel_size=patch_size, stride=stride)  # (B, 3*p*p, N)
     centre_ids = ids[:, ::stride, ::stride].reshape(ids.shape[0], -1)  # (B, N)
     return cols.transpose(1, 2), centre_ids
@@ -154,6 +160,7 @@ def patch_coherence_loss(
     source: Tensor,
     source_labels: Tensor,
     config: PatchCoherenceConfig | None = None,
+    generator: torch.Generator | None = None,
 ) -> Tensor:
     """Semantics-aware patch coherence: every generated patch must resemble a source patch.
 
@@ -164,7 +171,9 @@ def patch_coherence_loss(
     when their centre classes differ (so a class-c patch is matched among class-c source patches,
     and against the nearest patch of any class when the source has no class c). The loss is the
     mean squared distance per value to the chosen neighbours, averaged over scales. Vectorised
-    (one matmul per scale); gradients flow only into `fake`.
+    (one matmul per scale); gradients flow only into `fake`. With a generator, the sampling grids
+    get random offsets each call (so over many steps every position is used); without one they
+    start at the top-left pixel (deterministic).
 
     Args:
         fake: (B, 3, H, W) generated image in [-1, 1].
@@ -172,6 +181,7 @@ def patch_coherence_loss(
         source: (B, 3, Hs, Ws) source image in [-1, 1] (batch 1 is broadcast).
         source_labels: (B, K, Hs, Ws) one-hot layout of `source`.
         config: patch size, scales, sampling caps and penalty (None: the defaults).
+        generator: optional source of the random grid offsets.
 
     Returns:
         Scalar tensor (0 for an image against itself when all its patches are keys).
@@ -200,10 +210,10 @@ def patch_coherence_loss(
             fake, fake_labels = _downsample(fake, fake_labels)
             source, source_labels = _downsample(source, source_labels)
         q, q_ids = _patches_and_ids(
-            fake, fake_labels.argmax(1), config.patch_size, config.max_queries
+            fake, fake_labels.argmax(1), config.patch_size, config.max_queries, generator
         )
         k, k_ids = _patches_and_ids(
-            source, source_labels.argmax(1), config.patch_size, config.max_keys
+            source, source_labels.argmax(1), config.patch_size, config.max_keys, generator
         )
         with torch.no_grad():
             # squared distances (B, Nq, Nk) = |q|^2 + |k|^2 - 2 q.k, plus the class penalty
