@@ -1,0 +1,86 @@
+"""Benchmark of the guided patch synthesis (`semia analogy`): time and memory of `synthesize`.
+
+Times `semia.patch.synthesize` alone (no file I/O) on a real shared scene and one of its real
+edited target maps, resized to 256x256 and 512x256 (width x height), several runs each; prints
+the median and best seconds and the process's peak resident memory.
+
+    python benchmarks/bench_analogy.py [--scene zebra] [--target 2] [--runs 5] [--threads 2]
+
+Targets (2 CPU cores): 256x256 <= 2.5 s, 512x256 <= 6 s, peak memory < 1.5 GB. On a machine
+shared with other jobs the figures are pessimistic (the load average is printed alongside).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from semia import io
+from semia.patch import synthesize
+
+DATA = Path(os.environ.get("SEMIA_EXAMPLES", "/work/shared/data/semia-examples"))
+SIZES = ((256, 256), (256, 512))  # (height, width)
+
+
+def _find(folder: Path, stem: str) -> Path:
+    hits = sorted(p for p in folder.glob(stem + ".*") if p.suffix.lower() in io.IMAGE_SUFFIXES)
+    if not hits:
+        sys.exit(f"no {stem}.* image in {folder}; set SEMIA_EXAMPLES to the examples folder")
+    return hits[0]
+
+
+def _resized(image: np.ndarray, labels: np.ndarray, target: np.ndarray, size: tuple[int, int]):
+    """The scene stretched to `size` (height, width): image antialiased, labels nearest."""
+    t = torch.from_numpy(image).permute(2, 0, 1)[None]  # (1, 3, H, W)
+    t = F.interpolate(t, size=size, mode="bilinear", antialias=True, align_corners=False)
+    image = t[0].permute(1, 2, 0).clamp(0, 1).contiguous().numpy()
+    return image, io.resize_nearest(labels, size), io.resize_nearest(target, size)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scene", default="zebra", help="scene folder under SEMIA_EXAMPLES")
+    parser.add_argument("--target", default="2", help="target map name in the scene's cond/")
+    parser.add_argument("--runs", type=int, default=5, help="timed runs per size")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    folder = DATA / args.scene
+    image, labels = io.load_scene(_find(folder, "img"), _find(folder, "label"), max_size=None)
+    target = io.read_target(_find(folder / "cond", args.target), labels).ids
+    if target.shape != labels.ids.shape:
+        target = io.resize_nearest(target, labels.ids.shape)
+    print(
+        f"scene {args.scene}, target cond/{args.target}, {labels.num_classes} classes; "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    )
+    for size in SIZES:
+        img, src, tgt = _resized(image, labels.ids, target, size)
+        synthesize(img, src, tgt, num_classes=labels.num_classes, seed=0)  # warm-up
+        times = []
+        for run in range(args.runs):
+            start = time.perf_counter()
+            synthesize(img, src, tgt, num_classes=labels.num_classes, seed=run)
+            times.append(time.perf_counter() - start)
+        print(
+            f"{size[1]}x{size[0]}: median {statistics.median(times):.2f} s, "
+            f"best {min(times):.2f} s over {args.runs} runs "
+            f"(load average now {os.getloadavg()[0]:.1f})"
+        )
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    print(f"peak RSS {peak_mb:.0f} MB (whole process, including Python and torch)")
+
+
+if __name__ == "__main__":
+    main()
