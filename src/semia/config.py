@@ -200,3 +200,4 @@ class EvalConfig:
     ssim_window: int = 11  # Gaussian window side of SSIM
     ssim_sigma: float = 1.5  # Gaussian window sigma of SSIM
     psnr_max_db: float = 100.0  # PSNR reported for identical images (MSE = 0)
+    num_threads: int = 1  # torch CPU threads inside evaluate() (0: leave as is); its ops are small

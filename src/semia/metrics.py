@@ -17,11 +17,13 @@ Patch distances are root-mean-square per patch element, in image intensity units
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import logging
 import math
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -83,6 +85,24 @@ def _check_labels(array: np.ndarray, name: str, shape: tuple[int, int] | None = 
     if shape is not None and array.shape != shape:
         raise ValueError(f"{name} has shape {array.shape} but its image has shape {shape}")
     return array.astype(np.int64, copy=False)
+
+
+@contextlib.contextmanager
+def _torch_threads(count: int) -> Iterator[None]:
+    """Temporarily sets torch's CPU intra-op thread count (0 leaves it unchanged).
+
+    The metrics run many small CPU ops; on a busy 2-core machine two threads made them 2-5x
+    slower than one (threads waiting for each other), so evaluate() uses one by default.
+    """
+    if count <= 0:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _scale(height: int, width: int) -> float:
@@ -881,6 +901,23 @@ def evaluate(
         patch_swd_per_class maps str(class id) to a float or None.
     """
     start = time.perf_counter()
+    with _torch_threads(config.num_threads):
+        result = _evaluate(image, labels, target, output, num_classes, reference, seed, config)
+    result["seconds"] = time.perf_counter() - start
+    logger.debug("evaluate: %s", result)
+    return {key: result[key] for key in (*RESULT_KEYS, *sorted(set(result) - set(RESULT_KEYS)))}
+
+
+def _evaluate(
+    image: np.ndarray,
+    labels: np.ndarray,
+    target: np.ndarray,
+    output: np.ndarray,
+    num_classes: int | None,
+    reference: np.ndarray | None,
+    seed: int,
+    config: EvalConfig,
+) -> dict:
     src_t = _check_image(image, "image")
     out_t = _check_image(output, "output")
     labels = _check_labels(labels, "labels", tuple(src_t.shape[-2:]))
@@ -935,6 +972,4 @@ def evaluate(
             result["psnr_edited"] = psnr(output, reference, mask=edited, max_db=config.psnr_max_db)
             result["ssim_edited"] = ssim(output, reference, mask=edited, config=config)
     result["edited_fraction"] = float(edited.mean()) if edited is not None else None
-    result["seconds"] = time.perf_counter() - start
-    logger.debug("evaluate: %s", result)
-    return {key: result[key] for key in (*RESULT_KEYS, *sorted(set(result) - set(RESULT_KEYS)))}
+    return result

@@ -1,0 +1,250 @@
+"""Quality benchmark: every method on every shared scene and target, scored by semia.metrics.
+
+Run:
+    python benchmarks/quality.py --out results/quality [--size 256] [--scenes zebra tree]
+        [--methods copy mean-colour analogy] [--targets 1 mask_1] [--data DIR]
+
+Writes DIR/results.md (one row per scene / target / method, then the mean per method),
+DIR/results.json (every metric of every row), DIR/sheet.png (rows: scene / target; columns:
+source | target labels | each method) and DIR/outputs/<scene>_<target>_<method>.png.
+
+Baselines give every number its context: "copy" returns the source unchanged (perfect appearance,
+wrong layout wherever the target differs) and "mean-colour" fills each target region with its
+class's mean source colour (right layout, no texture). The target "rec" is the source label map
+itself: there the source image is the ground truth, so PSNR / SSIM are reported too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from semia.io import load_scene, read_target, write_image
+from semia.metrics import evaluate
+from semia.sheet import make_sheet
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "semia-examples"
+
+# A method maps (image (H, W, 3) float32, labels (H, W) int64, target (H2, W2) int64,
+# num_classes, seed) to an output (H2, W2, 3) float32 in [0, 1].
+Method = Callable[[np.ndarray, np.ndarray, np.ndarray, int, int], np.ndarray]
+
+
+def copy_source(
+    image: np.ndarray, labels: np.ndarray, target: np.ndarray, num_classes: int, seed: int
+) -> np.ndarray:
+    """Baseline: the source image itself (needs a target of the source's size)."""
+    if target.shape != labels.shape:
+        raise ValueError("copy needs a target of the source's size")
+    return image.copy()
+
+
+def mean_colour(
+    image: np.ndarray, labels: np.ndarray, target: np.ndarray, num_classes: int, seed: int
+) -> np.ndarray:
+    """Baseline: each target region filled with its class's mean source colour (grey if absent)."""
+    means = np.full((num_classes, 3), 0.5, np.float32)
+    for c in np.unique(labels):
+        means[c] = image[labels == c].mean(0)
+    return means[target]
+
+
+def analogy(
+    image: np.ndarray, labels: np.ndarray, target: np.ndarray, num_classes: int, seed: int
+) -> np.ndarray:
+    """The training-free guided patch synthesis (semia.patch.synthesize)."""
+    from semia.patch import synthesize
+
+    return synthesize(image, labels, target, num_classes=num_classes, seed=seed)
+
+
+METHODS: dict[str, Method] = {
+    "copy": copy_source,
+    "mean-colour": mean_colour,
+    "analogy": analogy,
+    # "gan": add a function with the same signature here that trains (or loads a cached model
+    # for this image) and generates the target, e.g. with semia.gan.SemIA; cache the trained
+    # model per source image so that each scene trains once for all of its targets.
+}
+
+
+def _available(names: list[str]) -> dict[str, Method]:
+    """The requested methods whose implementation imports; the others are skipped with a note."""
+    chosen = {}
+    for name in names:
+        if name not in METHODS:
+            raise SystemExit(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
+        if name == "analogy":
+            try:
+                import semia.patch  # noqa: F401
+            except ImportError as err:
+                print(f"skipping method analogy: semia.patch not importable ({err})")
+                continue
+        chosen[name] = METHODS[name]
+    return chosen
+
+
+def _scene_files(data: Path, scene: str) -> tuple[Path, Path, list[Path]]:
+    folder = data / scene
+    image = next(iter(sorted(folder.glob("img.*"))), None)
+    label = next(iter(sorted(folder.glob("label.*"))), None)
+    if image is None or label is None:
+        raise SystemExit(f"{folder}: expected img.* and label.* files")
+    targets = sorted(p for p in (folder / "cond").glob("*.*") if not p.name.startswith("."))
+    return image, label, targets
+
+
+COLUMNS = (
+    ("label_accuracy", "acc", "{:.3f}"),
+    ("label_accuracy_edited", "acc edit", "{:.3f}"),
+    ("miou", "mIoU", "{:.3f}"),
+    ("miou_edited", "mIoU edit", "{:.3f}"),
+    ("patch_swd", "SWD", "{:.4f}"),
+    ("patch_swd_class_mean", "SWD/class", "{:.4f}"),
+    ("coherence", "coh", "{:.4f}"),
+    ("coherence_semantic", "coh/class", "{:.4f}"),
+    ("psnr", "PSNR", "{:.2f}"),
+    ("ssim", "SSIM", "{:.3f}"),
+    ("method_seconds", "method s", "{:.1f}"),
+)
+
+
+def _cell(value: object, fmt: str) -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+def _markdown(rows: list[dict], methods: list[str], size: int) -> str:
+    head = ["scene", "target", "edit %", "method"] + [c[1] for c in COLUMNS]
+    lines = [
+        f"# Quality benchmark ({size} px longest side)",
+        "",
+        "Higher is better: acc, mIoU (labeller read-back vs the target; 'edit' = pixels whose",
+        "label changed), PSNR, SSIM (only for target 'rec', against the source image). Lower is",
+        "better: SWD (Laplacian-pyramid 7x7 patch sliced Wasserstein vs the source), SWD/class",
+        "(mean over classes, patches of class c vs class c), coh (mean nearest-source-patch",
+        "distance), coh/class (the same within each class). `labeller acc` below is the",
+        "labeller's accuracy on its own source: the ceiling of acc.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    for r in rows:
+        edit = "-" if r["edited_fraction"] is None else f"{100 * r['edited_fraction']:.1f}"
+        cells = [r["scene"], r["target"], edit, r["method"]]
+        cells += [_cell(r.get(key), fmt) for key, _, fmt in COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+
+    def summary(title: str, subset: list[dict]) -> None:
+        lines.extend(
+            ["", f"## {title}", "", "| method | n | " + " | ".join(c[1] for c in COLUMNS) + " |"]
+        )
+        lines.append("|" + "---|" * (len(COLUMNS) + 2))
+        for m in methods:
+            mine = [r for r in subset if r["method"] == m]
+            if not mine:
+                continue
+            cells = [m, str(len(mine))]
+            for key, _, fmt in COLUMNS:
+                vals = [r[key] for r in mine if r.get(key) is not None]
+                cells.append(_cell(statistics.fmean(vals) if vals else None, fmt))
+            lines.append("| " + " | ".join(cells) + " |")
+
+    summary(
+        "Mean per method, edited targets (all but rec)", [r for r in rows if r["target"] != "rec"]
+    )
+    summary(
+        "Mean per method, reconstruction (target rec)", [r for r in rows if r["target"] == "rec"]
+    )
+    accs = {r["scene"]: r["labeller_source_accuracy"] for r in rows}
+    lines.extend(["", "## Labeller accuracy on each source (ceiling of acc)", ""])
+    lines.extend(f"- {scene}: {acc:.3f}" for scene, acc in accs.items())
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument(
+        "--out", required=True, type=Path, help="folder for results.md/json, sheet.png"
+    )
+    parser.add_argument("--size", type=int, default=256, help="longest side of the scenes (px)")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of example scenes")
+    parser.add_argument("--scenes", nargs="*", help="scene names (default: all)")
+    parser.add_argument(
+        "--targets", nargs="*", help="target stems, e.g. 1 mask_1 rec (default: all)"
+    )
+    parser.add_argument("--methods", nargs="*", default=list(METHODS), help="methods to run")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+
+    if not args.data.is_dir():
+        raise SystemExit(f"example scenes not found at {args.data}; pass --data")
+    scenes = args.scenes or sorted(p.name for p in args.data.iterdir() if (p / "cond").is_dir())
+    methods = _available(args.methods)
+    out: Path = args.out
+    (out / "outputs").mkdir(parents=True, exist_ok=True)
+
+    rows: list[dict] = []
+    sheet_rows: list[list[np.ndarray]] = []
+    captions: list[str] = []
+    for scene in scenes:
+        image_path, label_path, target_paths = _scene_files(args.data, scene)
+        image, label_map = load_scene(image_path, label_path, args.size)
+        k = label_map.num_classes
+        for target_path in target_paths:
+            name = target_path.stem
+            if args.targets and name not in args.targets:
+                continue
+            target = read_target(target_path, label_map, "nearest", args.size)
+            reference = image if name == "rec" and target.ids.shape == label_map.ids.shape else None
+            sheet_row = [image, target.to_rgb()]
+            for method_name, method in methods.items():
+                start = time.perf_counter()
+                try:
+                    output = method(image, label_map.ids, target.ids, k, args.seed)
+                except ValueError as err:
+                    print(f"{scene}/{name} {method_name}: skipped ({err})")
+                    sheet_row.append(np.ones((*target.ids.shape, 3), np.float32))
+                    continue
+                seconds = time.perf_counter() - start
+                output = np.clip(output, 0, 1).astype(np.float32)
+                write_image(out / "outputs" / f"{scene}_{name}_{method_name}.png", output)
+                metrics = evaluate(
+                    image, label_map.ids, target.ids, output, num_classes=k, reference=reference
+                )
+                row = {"scene": scene, "target": name, "method": method_name}
+                row.update(metrics, method_seconds=seconds)
+                rows.append(row)
+                sheet_row.append(output)
+                print(
+                    f"{scene:9s} {name:7s} {method_name:12s} acc_edit "
+                    f"{_cell(metrics['label_accuracy_edited'], '{:.3f}'):>5s} "
+                    f"swd {metrics['patch_swd']:.4f} coh {metrics['coherence']:.4f} "
+                    f"({seconds:.1f} s + eval {metrics['seconds']:.1f} s)",
+                    flush=True,
+                )
+            sheet_rows.append(sheet_row)
+            captions.append(f"{scene} / {name}")
+    if not rows:
+        raise SystemExit("nothing was run; check --scenes / --targets / --methods")
+
+    (out / "results.json").write_text(json.dumps(rows, indent=1))
+    (out / "results.md").write_text(_markdown(rows, list(methods), args.size))
+    titles = ["source", "target", *methods]
+    write_image(out / "sheet.png", make_sheet(sheet_rows, titles, captions, cell_height=128))
+    print(f"wrote {out / 'results.md'}, {out / 'results.json'}, {out / 'sheet.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
