@@ -197,7 +197,7 @@ def patch_coherence_loss(
     config = config if config is not None else PatchCoherenceConfig()
     if config.patch_size < 1 or config.patch_size % 2 == 0:
         raise ValueError(f"patch_size must be odd and >= 1, got {config.patch_size}")
-    batch = fake.shape[0]
+    batch, num_classes = fake.shape[0], fake_labels.shape[1]
     source = source.detach().expand(batch, -1, -1, -1)
     source_labels = source_labels.detach().expand(batch, -1, -1, -1)
     fake_labels = fake_labels.detach()
@@ -216,15 +216,21 @@ def patch_coherence_loss(
             source, source_labels.argmax(1), config.patch_size, config.max_keys, generator
         )
         with torch.no_grad():
-            # squared distances (B, Nq, Nk) = |q|^2 + |k|^2 - 2 q.k, plus the class penalty
-            dist = (
-                q.pow(2).sum(-1, keepdim=True)
-                + k.pow(2).sum(-1)[:, None, :]
-                - 2.0 * q @ k.transpose(1, 2)
-            )
-            mismatch = q_ids[:, :, None] != k_ids[:, None, :]
-            dist = dist + config.mismatch_penalty * mismatch.to(dist.dtype)
-            nearest = dist.argmin(dim=-1)  # (B, Nq)
+            # Class-aware search in one batched matmul: appending c * onehot(class) to both sides,
+            # with 2 c^2 = penalty, adds exactly `penalty` to the squared distance of pairs of
+            # different classes. |q'|^2 is constant per query, so the argmin of |k'|^2 - 2 q'.k'
+            # suffices; it is one matmul of [-2 q', 1] with [k', |k'|^2].
+            c = (0.5 * config.mismatch_penalty) ** 0.5
+            qx = torch.cat(
+                [q, c * F.one_hot(q_ids, num_classes).to(q.dtype)], dim=-1
+            )  # (B, Nq, D+K)
+            kx = torch.cat(
+                [k, c * F.one_hot(k_ids, num_classes).to(k.dtype)], dim=-1
+            )  # (B, Nk, D+K)
+            qx = torch.cat([-2.0 * qx, torch.ones_like(qx[..., :1])], dim=-1)  # (B, Nq, D+K+1)
+            kx = torch.cat([kx, kx.pow(2).sum(-1, keepdim=True)], dim=-1)  # (B, Nk, D+K+1)
+            score = qx @ kx.transpose(1, 2)  # (B, Nq, Nk)
+            nearest = score.argmin(dim=-1)  # (B, Nq)
         matched = torch.gather(k, 1, nearest[..., None].expand(-1, -1, k.shape[-1]))  # (B, Nq, D)
         losses.append((q - matched).pow(2).mean())
     return torch.stack(losses).mean()
