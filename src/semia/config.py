@@ -30,12 +30,12 @@ class PatchConfig:
     coarse_iters: int = 4  # nearest-neighbour search + vote rounds at the coarsest level
     fine_iters: int = 2  # search + vote rounds at every finer level
     guide_weight: float = 2.0  # weight of the label-guide distance against the appearance one
-    position_weight: float = 1.0  # weight of the (relative) vertical-position distance
+    position_weight: float = 3.0  # weight of the (relative) vertical-position distance
     appearance_dims: int = 12  # PCA dimensions kept of the colour patches (0: no projection)
     guide_dims: int = 8  # PCA dimensions kept of the label-guide features (0: no projection)
     exact_max_pairs: int = 40_000_000  # levels with target x source pixels below this: exact search
     propagation_steps: tuple[int, ...] = (1, 3)  # PatchMatch: neighbour distances propagated from
-    search_radii: int = 3  # PatchMatch: random-search candidates per round, radius halving each
+    search_radii: int = 3  # PatchMatch: random-search candidates per round, radius / 4 each
     init_shifts: int = 3  # coarsest init: shifted copies of the source class region per class
     init_overlap: float = 0.9  # seeded shifts: offsets covering >= this fraction of the best one
 

@@ -73,6 +73,10 @@ def _check_config(config: PatchConfig) -> None:
         raise ValueError("coarsest_side, coarse_iters and fine_iters must be >= 1")
     if config.init_shifts < 1 or not 0 < config.init_overlap <= 1:
         raise ValueError("init_shifts must be >= 1 and init_overlap in (0, 1]")
+    if config.guide_weight < 0 or config.position_weight < 0:
+        raise ValueError("guide_weight and position_weight must be >= 0")
+    if config.search_radii < 0 or any(s < 1 for s in config.propagation_steps):
+        raise ValueError("search_radii must be >= 0 and propagation_steps positive")
 
 
 def synthesize(
@@ -193,9 +197,8 @@ def synthesize(
                     config.search_radii,
                     generator,
                 )
-            weights = torch.ones_like(dist)
             out = nn_field.vote(
-                field, weights, level.image, level.allowed, level.target, config.patch_size
+                field, torch.ones_like(dist), level.image, level.allowed, level.target, config.patch_size
             )
             done += 1
             if progress is not None:
