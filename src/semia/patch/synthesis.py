@@ -198,7 +198,12 @@ def synthesize(
                     generator,
                 )
             out = nn_field.vote(
-                field, torch.ones_like(dist), level.image, level.allowed, level.target, config.patch_size
+                field,
+                torch.ones_like(dist),
+                level.image,
+                level.allowed,
+                level.target,
+                config.patch_size,
             )
             done += 1
             if progress is not None:
