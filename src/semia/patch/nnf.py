@@ -317,7 +317,7 @@ def vote(
     w = around(weights.to(image.dtype), "constant")  # zero weight outside the target
     w = w * allowed.reshape(-1)[target.reshape(1, -1) * (hs * ws) + idx]
     total = w.sum(0)  # (Ht * Wt,)
-    acc = (image.reshape(3, -1)[:, idx] * w).sum(1)  # (3, P * P, Ht * Wt) -> (3, Ht * Wt)
-    centre = image.reshape(3, -1)[:, nnf]
-    out = torch.where(total > 0, acc / total.clamp_min(1e-12), centre)
-    return out.reshape(3, ht, wt)
+    rows = image.reshape(3, -1).T.contiguous()  # (Hs * Ws, 3)
+    acc = (rows[idx] * w[..., None]).sum(0)  # (P * P, Ht * Wt, 3) -> (Ht * Wt, 3)
+    out = torch.where(total[:, None] > 0, acc / total.clamp_min(1e-12)[:, None], rows[nnf])
+    return out.T.reshape(3, ht, wt)

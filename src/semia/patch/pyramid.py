@@ -144,7 +144,7 @@ def _pca(rows: torch.Tensor, dims: int) -> tuple[torch.Tensor, torch.Tensor]:
     d = rows.shape[1]
     if dims <= 0 or dims >= d:
         return mean, torch.eye(d, device=rows.device, dtype=rows.dtype)
-    sample = rows[:: max(1, rows.shape[0] // 16384)] - mean  # (<= ~16k, D) enough for the axes
+    sample = rows - mean
     cov = sample.T @ sample / sample.shape[0]  # (D, D)
     _, vecs = torch.linalg.eigh(cov)  # ascending eigenvalues
     return mean, vecs[:, -dims:].flip(1).contiguous()
@@ -169,8 +169,14 @@ class FeatureSpace:
         guide_dims: int,
     ) -> None:
         self.patch_size = patch_size
-        colour = patch_features(level.image, patch_size)  # (Ns, 3 * P * P)
-        self.app_mean, self.app_axes = _pca(colour, appearance_dims)
+        r = patch_size // 2
+        padded = F.pad(level.image[None], (r, r, r, r), mode="replicate")
+        stride = max(1, round((level.image[0].numel() / 16384) ** 0.5))  # fit on <= ~16k patches
+        colour = F.unfold(padded, patch_size, stride=stride)[0].T  # (n, 3 * P * P)
+        mean, axes = _pca(colour, appearance_dims)
+        # projecting every patch is a convolution with the axes as filters
+        self.app_filters = axes.T.reshape(-1, 3, patch_size, patch_size).contiguous()
+        self.app_bias = -(mean @ axes)  # (dims,)
         src_guide = guide_features(level.source_guide, patch_size)  # (Ns, 5K)
         tgt_guide = guide_features(level.target_guide, patch_size)  # (Nt, 5K)
         mean, axes = _pca(torch.cat([src_guide, tgt_guide], 0), guide_dims)
@@ -185,7 +191,10 @@ class FeatureSpace:
 
     def appearance(self, image: torch.Tensor) -> torch.Tensor:
         """(H * W, appearance dims) projected colour patches of a (3, H, W) image."""
-        return (patch_features(image, self.patch_size) - self.app_mean) @ self.app_axes
+        r = self.patch_size // 2
+        padded = F.pad(image[None], (r, r, r, r), mode="replicate")  # (1, 3, H + 2r, W + 2r)
+        proj = F.conv2d(padded, self.app_filters, self.app_bias)[0]  # (dims, H, W)
+        return proj.reshape(proj.shape[0], -1).T  # (H * W, dims)
 
     def keys(self, image: torch.Tensor) -> torch.Tensor:
         """(Hs * Ws, D) source features, colour taken from `image` (3, Hs, Ws)."""
