@@ -145,3 +145,26 @@ def test_patch_coherence_random_grid_is_seeded():
     values = {run(s) for s in range(6)}
     assert len(values) > 1  # offsets move the grids
     assert all(v >= 0.0 for v in values)
+
+
+def test_gradcheck_smooth_losses():
+    gen = torch.Generator().manual_seed(0)
+    fake = [torch.randn(1, 1, 3, 3, generator=gen, dtype=torch.float64).requires_grad_(True)]
+    real = [torch.randn(1, 1, 3, 3, generator=gen, dtype=torch.float64).requires_grad_(True)]
+    assert torch.autograd.gradcheck(lambda r, f: lsgan_d_loss([r], [f]), (real[0], fake[0]))
+    assert torch.autograd.gradcheck(lambda f: lsgan_g_loss([f]), (fake[0],))
+    logits = torch.randn(1, 3, 2, 2, generator=gen, dtype=torch.float64).requires_grad_(True)
+    ids = torch.randint(0, 3, (1, 2, 2), generator=gen)
+    assert torch.autograd.gradcheck(lambda x: semantic_alignment_loss(x, ids), (logits,))
+
+
+def test_gradcheck_patch_coherence():
+    img, ids = _two_class_scene(12, 12)
+    oh = _onehot(ids, 2).double()
+    gen = torch.Generator().manual_seed(3)
+    fake = img.double() + 0.1 * torch.randn(img.shape, generator=gen, dtype=torch.float64)
+    fake.requires_grad_(True)
+    cfg = PatchCoherenceConfig(patch_size=3, num_scales=2)
+    assert torch.autograd.gradcheck(
+        lambda f: patch_coherence_loss(f, oh, img.double(), oh, cfg), (fake,), eps=1e-6, atol=1e-5
+    )
