@@ -61,9 +61,12 @@ def test_generator_target_size_differs():
     assert out.shape == (1, 3, 27, 61)
     levels = gen.config.num_levels
     assert len(params) == 2 * levels + 1
-    for gamma, beta in params:
+    # the target is padded to a multiple of 2**levels (27x61 -> 32x64); encoder levels 0..L,
+    # then decoder levels L-1..0
+    order = [*range(levels + 1), *reversed(range(levels))]
+    for (gamma, beta), level in zip(params, order, strict=True):
         assert gamma.shape == beta.shape
-        assert gamma.shape[-2] * 2**0 >= 27 // 2**levels
+        assert gamma.shape[-2:] == (32 // 2**level, 64 // 2**level)
 
 
 @pytest.mark.parametrize("norm", ["instance", "pixel"])
