@@ -143,7 +143,9 @@ class TrainConfig:
     swap_prob: float = 0.5  # chance that a sample step swaps source and augmented target
     checkpoint_every: int = 100  # iterations between resumable checkpoints (0 = only at the end)
     preview_every: int = 200  # iterations between preview sheets (0 = only at the end)
-    generator: GeneratorConfig = field(default_factory=GeneratorConfig)  # G architecture
+    # G architecture; pixel norm: crop-invariant, and it reconstructs far better than instance
+    # norm (whose per-image statistics also change between crops and the whole image)
+    generator: GeneratorConfig = field(default_factory=lambda: GeneratorConfig(norm="pixel"))
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)  # D network
     segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)  # S architecture
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # progressive augmentation

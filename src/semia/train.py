@@ -54,6 +54,7 @@ from semia.losses import (
 from semia.models.discriminator import Discriminator
 from semia.models.generator import Generator
 from semia.models.segmenter import Segmenter
+from semia.sheet import make_sheet
 
 logger = logging.getLogger(__name__)
 
@@ -464,33 +465,23 @@ def _png_bytes(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _to_uint8(image: np.ndarray) -> np.ndarray:
-    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-
-
 @torch.no_grad()
 def _write_preview(run: Run, step: int, targets: Sequence[np.ndarray], palette: np.ndarray) -> None:
-    """Sheet: first row source labels | source image, then target labels | generated per target."""
+    """Sheet: a source row (label map | photo), then one row per target (label map | output)."""
     G = run.nets.G
     was_training = G.training
     G.eval()
-    rows = [(palette[run.ids[0].cpu().numpy()], _to_uint8(tensor_to_image(run.image)))]
+    rows = [[palette[run.ids[0].cpu().numpy()], tensor_to_image(run.image)]]
     for t in targets:
         ids = torch.from_numpy(t).to(run.ids.device).unsqueeze(0)  # (1,H2,W2)
         out = G(run.image, run.source, one_hot(ids, run.num_classes))
-        rows.append((palette[t], _to_uint8(tensor_to_image(out))))
+        rows.append([palette[t], tensor_to_image(out)])
     G.train(was_training)
-    width = max(a.shape[1] + b.shape[1] for a, b in rows) + 6
-    height = sum(max(a.shape[0], b.shape[0]) for a, b in rows) + 2 * (len(rows) + 1)
-    sheet = np.full((height, width, 3), 255, np.uint8)
-    y = 2
-    for a, b in rows:
-        sheet[y : y + a.shape[0], 2 : 2 + a.shape[1]] = a
-        x = 4 + a.shape[1]
-        sheet[y : y + b.shape[0], x : x + b.shape[1]] = b
-        y += max(a.shape[0], b.shape[0]) + 2
-    path = run.out_dir / PREVIEW_DIR / f"step_{step:05d}.png"
-    ckpt.atomic_write_bytes(path, _png_bytes(sheet))
+    captions = [f"source (step {step})"] + [f"preview target {i}" for i in range(len(targets))]
+    sheet = make_sheet(
+        rows, titles=["label map", "image"], captions=captions, cell_height=int(run.ids.shape[-2])
+    )
+    ckpt.atomic_write_bytes(run.out_dir / PREVIEW_DIR / f"step_{step:05d}.png", _png_bytes(sheet))
 
 
 _CURVES = (
