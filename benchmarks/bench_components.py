@@ -1,6 +1,6 @@
 """Per-component forward + backward timings of the SemIA GAN parts (CPU by default).
 
-Run: python benchmarks/bench_components.py [--device cpu] [--repeats 5] [--classes 5]
+Run: python benchmarks/bench_components.py [--device cpu] [--repeats 5] [--classes 5] [--threads N]
 Prints parameter counts and the median fwd+bwd time of each component at 128x128 and 256x176.
 """
 
@@ -109,7 +109,10 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--classes", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     args = parser.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     torch.manual_seed(0)
     gen_net = Generator(args.classes).to(device)
