@@ -38,6 +38,7 @@ class PatchConfig:
     search_radii: int = 3  # PatchMatch: random-search candidates per round, radius / 4 each
     init_shifts: int = 3  # coarsest init: shifted copies of the source class region per class
     init_overlap: float = 0.9  # seeded shifts: offsets covering >= this fraction of the best one
+    blend_sigma: float = 0.2  # coarsest init: colour-seam smoothing width / longest side (0: off)
 
 
 # --- GAN configs (generator, discriminator, segmenter, losses, training; owned by models/, train.py) ---

@@ -60,7 +60,7 @@ def initial_nnf(
     generator: torch.Generator,
     shifts: int,
     overlap_fraction: float,
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Class-by-class initial field at the coarsest level: shifted copies of the source regions.
 
     For each target class c the first shift is the offset d that best overlays the target's
@@ -78,7 +78,8 @@ def initial_nnf(
         overlap_fraction: in (0, 1].
 
     Returns:
-        (Ht * Wt,) long flat source indices.
+        (Ht * Wt,) long flat source indices, and (Ht, Wt) bool: the pixels set by the first
+        (best) shift of their class.
     """
     device = target.device
     ht, wt = target.shape
@@ -92,6 +93,7 @@ def initial_nnf(
     # seeded shifts favour small vertical moves: light and texture scale change with height
     prefer_level = torch.exp(-dy.abs() / (0.05 * (hs + ht))).expand(penalty.shape)
     nnf = torch.full((ht, wt), -1, dtype=torch.long, device=device)
+    anchored = torch.zeros((ht, wt), dtype=torch.bool, device=device)
     for c in target.unique().tolist():
         source_mask = (source_labels == c).float()
         remaining = target == c
@@ -112,12 +114,73 @@ def initial_nnf(
             hit = remaining & inside & (source_labels.reshape(-1)[flat] == c)
             nnf[hit] = flat[hit]
             remaining &= ~hit
+            if stage == 0:
+                anchored |= hit
     nnf = nnf.reshape(-1)
     classes = target.reshape(-1)
     missing = (nnf < 0) | ~is_allowed(nnf.clamp_min(0), classes, allowed)
     if missing.any():
         nnf[missing] = random_allowed(classes[missing], allowed, generator)
-    return nnf
+    return nnf, anchored
+
+
+def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (C, H, W), zero outside."""
+    radius = max(1, round(3 * sigma))
+    t = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+    g = torch.exp(-0.5 * (t / sigma) ** 2)
+    g = (g / g.sum())[None, None]  # (1, 1, 2R + 1)
+    x = F.conv2d(x[:, None], g[..., None], padding=(radius, 0))  # (C, 1, H, W), vertical
+    return F.conv2d(x, g[:, :, None], padding=(0, radius))[:, 0]  # horizontal
+
+
+def blend_fill(
+    image: torch.Tensor, target: torch.Tensor, anchored: torch.Tensor, sigma: float
+) -> torch.Tensor:
+    """Remove the colour jumps between a class's anchored copy and the patches filled in.
+
+    Pixels not anchored (filled by a secondary shift or at random) are shifted in colour by a
+    smooth correction that equals, along their border with anchored pixels of the same class,
+    the colour jump across that border, and fades with distance (normalised Gaussian
+    interpolation), so a filled hole continues its surroundings' shading without a seam.
+
+    Args:
+        image: (3, Ht, Wt) the voted initial image.
+        target: (Ht, Wt) long target classes.
+        anchored: (Ht, Wt) bool.
+        sigma: Gaussian width in pixels.
+
+    Returns:
+        (3, Ht, Wt) corrected image.
+    """
+    free = ~anchored
+    jump_sum = torch.zeros_like(image)
+    count = torch.zeros_like(image[0])
+    for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+        # neighbour q = p + (dy, dx), anchored and of the same class (no wrap-around)
+        q_anchored = torch.roll(anchored, (-dy, -dx), (0, 1))
+        q_same = torch.roll(target, (-dy, -dx), (0, 1)) == target
+        q_inside = torch.ones_like(anchored)
+        if dy:
+            q_inside[(-1 if dy > 0 else 0), :] = False
+        else:
+            q_inside[:, (-1 if dx > 0 else 0)] = False
+        edge = (free & q_anchored & q_same & q_inside).to(image.dtype)
+        jump_sum += edge * (torch.roll(image, (-dy, -dx), (1, 2)) - image)
+        count += edge
+    border = count > 0
+    jump = torch.where(border, jump_sum / count.clamp_min(1), 0.0)  # (3, Ht, Wt)
+    out = image.clone()
+    for c in target[free].unique().tolist():
+        region = (target == c) & free
+        seed_mask = (border & region).to(image.dtype)
+        if not seed_mask.any():
+            continue  # a region with no anchored neighbour of its class keeps its colours
+        num = _blur(jump * seed_mask, sigma)
+        den = _blur(seed_mask[None], sigma)
+        corr = num / den.clamp_min(1e-6)
+        out = torch.where(region & (den[0] > 1e-6), out + corr, out)
+    return out.clamp(0, 1)
 
 
 def upsample_nnf(

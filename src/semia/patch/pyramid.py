@@ -103,22 +103,6 @@ def build_pyramid(
     return out
 
 
-def patch_features(image: torch.Tensor, patch_size: int) -> torch.Tensor:
-    """All patches of an image as rows, edges replicated.
-
-    Args:
-        image: (C, H, W) float.
-        patch_size: odd side of the patches.
-
-    Returns:
-        (H * W, C * patch_size**2) float, row y * W + x is the patch centred at (y, x).
-    """
-    r = patch_size // 2
-    padded = F.pad(image[None], (r, r, r, r), mode="replicate")  # (1, C, H + 2r, W + 2r)
-    cols = F.unfold(padded, patch_size)  # (1, C * p * p, H * W)
-    return cols[0].T.contiguous()
-
-
 def guide_features(guide: torch.Tensor, patch_size: int) -> torch.Tensor:
     """Label-guide features: the soft one-hot at a patch's centre and four corners.
 
@@ -144,7 +128,7 @@ def _pca(rows: torch.Tensor, dims: int) -> tuple[torch.Tensor, torch.Tensor]:
     d = rows.shape[1]
     if dims <= 0 or dims >= d:
         return mean, torch.eye(d, device=rows.device, dtype=rows.dtype)
-    sample = rows - mean
+    sample = rows[:: max(1, rows.shape[0] // 32768)] - mean  # (<= ~64k, D) enough for the axes
     cov = sample.T @ sample / sample.shape[0]  # (D, D)
     _, vecs = torch.linalg.eigh(cov)  # ascending eigenvalues
     return mean, vecs[:, -dims:].flip(1).contiguous()

@@ -140,7 +140,7 @@ def synthesize(
         )
         keys_sharp = space.keys(level.image)
         if field is None:
-            field = nn_field.initial_nnf(
+            field, anchored = nn_field.initial_nnf(
                 level.target,
                 level.source_guide.argmax(0),
                 level.allowed,
@@ -156,6 +156,9 @@ def synthesize(
                 level.target,
                 config.patch_size,
             )
+            sigma = config.blend_sigma * max(level.target_size)
+            if sigma > 0:
+                out = nn_field.blend_fill(out, level.target, anchored, sigma)
             keys_first = keys_sharp
             iters = config.coarse_iters
         else:
