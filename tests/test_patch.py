@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from semia.config import PatchConfig
+from semia.patch import nnf as nn_field
 from semia.patch import synthesize
 
 RED = ((0.55, 1.0), (0.0, 0.3), (0.0, 0.3))  # per-channel colour range of class 0
@@ -172,3 +173,50 @@ def test_accepts_torch_device_object():
     image, labels = _scene(24, 24)
     out = synthesize(image, labels, labels, device=torch.device("cpu"))
     assert _psnr(out, image) >= 35.0
+
+
+def test_vote_of_identity_field_copies_the_image():
+    image, labels = _scene(12, 15)
+    img = torch.from_numpy(image).permute(2, 0, 1).contiguous()  # (3, H, W)
+    lab = torch.from_numpy(labels)
+    allowed = torch.nn.functional.one_hot(lab, 2).permute(2, 0, 1).reshape(2, -1).bool()
+    field = torch.arange(lab.numel())
+    out = nn_field.vote(field, torch.ones(lab.numel()), img, allowed, lab, 5)
+    torch.testing.assert_close(out, img)
+
+
+def test_upsampled_identity_field_stays_identity():
+    coarse = torch.arange(4 * 6)
+    fine = nn_field.upsample_nnf(coarse, (4, 6), (4, 6), (7, 11), (7, 11))
+    assert torch.equal(fine, torch.arange(7 * 11))
+
+
+def test_initial_field_is_identity_for_an_unchanged_layout():
+    _, labels = _scene(20, 24)
+    lab = torch.from_numpy(labels)
+    allowed = torch.nn.functional.one_hot(lab, 2).permute(2, 0, 1).reshape(2, -1).bool()
+    gen = torch.Generator().manual_seed(0)
+    field, anchored = nn_field.initial_nnf(lab, lab, allowed, gen, 3, 0.9)
+    assert torch.equal(field, torch.arange(lab.numel()))
+    assert anchored.all()
+
+
+def test_initial_field_follows_a_moved_region():
+    src = torch.from_numpy(_disc(30, 40, 15, 12, 6))
+    tgt = torch.from_numpy(_disc(30, 40, 13, 27, 6))  # moved by (-2, +15)
+    allowed = torch.nn.functional.one_hot(src, 2).permute(2, 0, 1).reshape(2, -1).bool()
+    field, _ = nn_field.initial_nnf(tgt, src, allowed, torch.Generator().manual_seed(0), 3, 0.9)
+    ys, xs = (tgt == 1).nonzero(as_tuple=True)
+    idx = ys * 40 + xs
+    assert torch.equal(field[idx], (ys + 2) * 40 + (xs - 15))
+
+
+def test_blend_fill_removes_a_colour_step():
+    image = torch.full((3, 16, 16), 0.2)
+    image[:, :, 8:] = 0.6  # the right half was filled with a brighter copy
+    target = torch.zeros(16, 16, dtype=torch.long)
+    anchored = torch.zeros(16, 16, dtype=torch.bool)
+    anchored[:, :8] = True
+    out = nn_field.blend_fill(image, target, anchored, sigma=4.0)
+    assert torch.equal(out[:, :, :8], image[:, :, :8])  # anchored pixels untouched
+    assert (out[:, :, 8] - 0.2).abs().max() < 1e-5  # the step is gone at the border
