@@ -38,6 +38,7 @@ class PatchConfig:
     search_radii: int = 3  # PatchMatch: random-search candidates per round, radius / 4 each
     init_shifts: int = 3  # coarsest init: shifted copies of the source class region per class
     init_overlap: float = 0.9  # seeded shifts: offsets covering >= this fraction of the best one
+    vote_spread: float = 1.0  # finest level: votes weighted exp(-|offset|^2 / 2 s^2) (0: mean)
     blend_sigma: float = 0.2  # coarsest init: colour-seam smoothing width / longest side (0: off)
 
 
@@ -89,7 +90,7 @@ class AugmentConfig:
     max_scale: float = 0.2  # largest zoom-in at full strength (0.2 = +20 %)
     flip_prob: float = 0.5  # horizontal flip probability at full strength (scaled by strength)
     tps_grid: int = 3  # thin-plate-spline control points per side (tps_grid x tps_grid)
-    tps_offset: float = 0.02  # largest TPS control-point offset, fraction of the width
+    tps_offset: float = 0.02  # largest TPS control-point offset, fraction of the width / height
     max_rotation: float = 0.0  # largest rotation in degrees at full strength (0 = off)
     max_shift: float = 0.0  # largest extra shift, fraction of the size at full strength (0 = off)
 

@@ -342,6 +342,7 @@ def vote(
     allowed: torch.Tensor,
     target: torch.Tensor,
     patch_size: int,
+    spread: float = 0.0,
 ) -> torch.Tensor:
     """Patch voting: each target pixel averages what the overlapping matched patches put there.
 
@@ -356,6 +357,8 @@ def vote(
         allowed: (K, Hs * Ws) bool.
         target: (Ht, Wt) long target classes.
         patch_size: odd patch side.
+        spread: if > 0, a vote from a patch whose centre lies at offset o from the pixel is
+            weighted by exp(-|o|^2 / (2 spread^2)) (sharper); 0: all votes weigh the same.
 
     Returns:
         (3, Ht, Wt) float image.
@@ -378,6 +381,8 @@ def vote(
     x = (around((nnf % ws).float(), "replicate").long() + ox).clamp_(0, ws - 1)
     idx = y * ws + x  # (P * P, Ht * Wt)
     w = around(weights.to(image.dtype), "constant")  # zero weight outside the target
+    if spread > 0:
+        w = w * torch.exp(-(oy**2 + ox**2).to(image.dtype) / (2 * spread**2))
     w = w * allowed.reshape(-1)[target.reshape(1, -1) * (hs * ws) + idx]
     total = w.sum(0)  # (Ht * Wt,)
     rows = image.reshape(3, -1).T.contiguous()  # (Hs * Ws, 3)

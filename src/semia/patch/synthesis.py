@@ -207,6 +207,7 @@ def synthesize(
                 level.allowed,
                 level.target,
                 config.patch_size,
+                config.vote_spread if lv == 0 else 0.0,
             )
             done += 1
             if progress is not None:
