@@ -8,7 +8,7 @@ together. The grid maps output coordinates to input coordinates (normalised to [
 - zoom: scale s in [1, 1 + strength * max_scale] (zoom in), with a random crop position inside the
   zoom margin (so no border is sampled without rotation, TPS or extra shift);
 - flip: horizontal, with probability strength * flip_prob;
-- TPS: tps_grid x tps_grid control points moved by up to strength * tps_offset of the width,
+- TPS: tps_grid x tps_grid control points moved by up to strength * tps_offset of the size,
   interpolated by a thin-plate spline (a small linear system solved with torch.linalg.solve);
 - rotation and extra shift: up to strength * max_rotation degrees / strength * max_shift.
 Out-of-image samples are reflected. Strength 0 returns the inputs unchanged (exactly).
@@ -52,7 +52,7 @@ def _tps_kernel(r2: Tensor) -> Tensor:
 
 
 def tps_grid(offsets: Tensor, height: int, width: int) -> Tensor:
-    """Dense thin-plate-spline displacement from control-point offsets.
+    """Dense thin-plate-spline warp of a regular grid from control-point offsets.
 
     Control points sit on a regular n x n grid spanning [-1, 1]^2; each is moved by its offset.
 
@@ -95,7 +95,7 @@ def tps_grid(offsets: Tensor, height: int, width: int) -> Tensor:
         dim=1,
     )  # (H*W, P + 3)
     warped = basis @ coeffs  # (B, H*W, 2)
-    return warped.reshape(batch, height, width, 2).to(offsets.dtype)
+    return warped.reshape(batch, height, width, 2).to(offsets.dtype)  # (B, H*W, 2) -> (B, H, W, 2)
 
 
 def augment_pair(
@@ -148,8 +148,8 @@ def augment_pair(
     )  # (B, 2)
     flip = _uniform(batch, 0.0, 1.0, generator) < strength * config.flip_prob
     angle = _uniform(batch, -1.0, 1.0, generator) * math.radians(strength * config.max_rotation)
-    # offsets in normalised units: a fraction f of the width is 2 f
     offsets = _uniform(batch * config.tps_grid**2 * 2, -1.0, 1.0, generator)
+    # (B * P * 2,) -> (B, P, 2); a fraction f of the size is 2 f in normalised units
     offsets = offsets.reshape(batch, config.tps_grid**2, 2) * 2.0 * strength * config.tps_offset
 
     pts = tps_grid(offsets.to(device), height, width)  # (B, H, W, 2)

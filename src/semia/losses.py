@@ -150,7 +150,8 @@ def _downsample(image: Tensor, onehot: Tensor) -> tuple[Tensor, Tensor]:
     """Halve an image (2x2 average) and its one-hot map (majority of each 2x2 block)."""
     image = F.avg_pool2d(image, 2, ceil_mode=True)
     onehot = F.avg_pool2d(onehot, 2, ceil_mode=True)
-    onehot = F.one_hot(onehot.argmax(1), onehot.shape[1]).permute(0, 3, 1, 2).to(image.dtype)
+    onehot = F.one_hot(onehot.argmax(1), onehot.shape[1])  # (B, h, w, K)
+    onehot = onehot.permute(0, 3, 1, 2).to(image.dtype)  # (B, K, h, w)
     return image, onehot
 
 

@@ -14,6 +14,7 @@ beta == 0 exactly, whatever the weights (the fixed-point loss is 0 there at init
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -112,7 +113,7 @@ class SFT(nn.Module):
 class _ResBlock(nn.Module):
     """Unmodulated residual block at the coarsest level."""
 
-    def __init__(self, channels: int, norm) -> None:
+    def __init__(self, channels: int, norm: Callable[[Tensor], Tensor]) -> None:
         super().__init__()
         self.norm = norm
         self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
