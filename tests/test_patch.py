@@ -220,3 +220,13 @@ def test_blend_fill_removes_a_colour_step():
     out = nn_field.blend_fill(image, target, anchored, sigma=4.0)
     assert torch.equal(out[:, :, :8], image[:, :, :8])  # anchored pixels untouched
     assert (out[:, :, 8] - 0.2).abs().max() < 1e-5  # the step is gone at the border
+
+
+def test_sparse_class_ids():
+    image, labels = _scene(32, 40)
+    sparse = np.where(labels == 1, 200, 3)  # ids far apart, most unused
+    target = np.where(_disc(32, 40, 16, 28, 8) == 1, 200, 3)
+    out = synthesize(image, sparse, target, seed=0)
+    assert _in_range(out[target == 3], RED)
+    assert _in_range(out[target == 200], BLUE)
+    assert _psnr(synthesize(image, sparse, sparse), image) >= 35.0

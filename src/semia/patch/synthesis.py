@@ -26,8 +26,8 @@ log = logging.getLogger(__name__)
 
 def _check_inputs(
     image: np.ndarray, labels: np.ndarray, target: np.ndarray, num_classes: int | None
-) -> int:
-    """Validate the arrays; return K."""
+) -> None:
+    """Validate the arrays (ValueError with what to fix)."""
     if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(
             f"image must be a (H, W, 3) array, got {getattr(image, 'shape', type(image))}"
@@ -48,14 +48,11 @@ def _check_inputs(
             f"labels {labels.shape} and image {image.shape[:2]} must have the same height and "
             "width (resize the label map with nearest-neighbour sampling)"
         )
-    k = int(max(labels.max(), target.max())) + 1
-    if num_classes is not None:
-        if max(labels.max(), target.max()) >= num_classes:
-            raise ValueError(
-                f"class ids must be < num_classes={num_classes}, found "
-                f"{int(max(labels.max(), target.max()))}"
-            )
-        k = num_classes
+    if num_classes is not None and max(labels.max(), target.max()) >= num_classes:
+        raise ValueError(
+            f"class ids must be < num_classes={num_classes}, found "
+            f"{int(max(labels.max(), target.max()))}"
+        )
     missing = np.setdiff1d(np.unique(target), np.unique(labels))
     if missing.size:
         raise ValueError(
@@ -63,7 +60,6 @@ def _check_inputs(
             "contain, so there is no texture to copy for them; draw those regions with classes "
             "present in the source"
         )
-    return k
 
 
 def _check_config(config: PatchConfig) -> None:
@@ -97,7 +93,7 @@ def synthesize(
         labels: (H, W) int64 class ids of the source.
         target: (H2, W2) int64 class ids of the wanted layout; it may have another size than
             the source and use a subset of its classes.
-        num_classes: K; default max id + 1.
+        num_classes: K, if given ids must be < K; only the classes present matter.
         seed: seeds the initial layout of edited regions (same seed, same device: same output).
         config: algorithm settings.
         device: where to compute.
@@ -109,14 +105,18 @@ def synthesize(
     Raises:
         ValueError: malformed inputs, or a target class that the source does not contain.
     """
-    k = _check_inputs(image, labels, target, num_classes)
+    _check_inputs(image, labels, target, num_classes)
     _check_config(config)
+    # work with the classes the source has, renumbered 0..k-1 (guide size grows with k)
+    present, src_compact = np.unique(labels, return_inverse=True)
+    tgt_compact = np.searchsorted(present, target)
+    k = len(present)
     device = torch.device(device)
     generator = torch.Generator(device=device).manual_seed(seed)
     img = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).to(device)
     img = img.permute(2, 0, 1).contiguous()  # (3, H, W)
-    src_ids = torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64)).to(device)
-    tgt_ids = torch.from_numpy(np.ascontiguousarray(target, dtype=np.int64)).to(device)
+    src_ids = torch.from_numpy(src_compact.reshape(labels.shape).astype(np.int64)).to(device)
+    tgt_ids = torch.from_numpy(tgt_compact.astype(np.int64)).to(device)
 
     n_levels = num_levels(
         min(src_ids.shape[0], tgt_ids.shape[0]),
