@@ -4,10 +4,11 @@ Times `semia.patch.synthesize` alone (no file I/O) on a real shared scene and on
 edited target maps, resized to 256x256 and 512x256 (width x height), several runs each; prints
 the median and best seconds and the process's peak resident memory.
 
-    python benchmarks/bench_analogy.py [--scene zebra] [--target 2] [--runs 5] [--threads 2]
+    python benchmarks/bench_analogy.py [--scene zebra] [--target 2] [--runs 5] [--threads 2,1]
 
 Targets (2 CPU cores): 256x256 <= 2.5 s, 512x256 <= 6 s, peak memory < 1.5 GB. On a machine
-shared with other jobs the figures are pessimistic (the load average is printed alongside).
+shared with other jobs the figures are pessimistic (the load average is printed alongside); two
+threads suffer most there, since every tensor op waits for both to be scheduled.
 """
 
 from __future__ import annotations
@@ -51,10 +52,14 @@ def main() -> None:
     parser.add_argument("--scene", default="zebra", help="scene folder under SEMIA_EXAMPLES")
     parser.add_argument("--target", default="2", help="target map name in the scene's cond/")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per size")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument(
+        "--threads",
+        default="2,1",
+        help="comma-separated torch CPU thread counts to time (2: the target setting; 1 shows "
+        "what a busy shared machine costs two threads)",
+    )
     args = parser.parse_args()
 
-    torch.set_num_threads(args.threads)
     folder = DATA / args.scene
     image, labels = io.load_scene(_find(folder, "img"), _find(folder, "label"), max_size=None)
     target = io.read_target(_find(folder / "cond", args.target), labels).ids
@@ -62,22 +67,24 @@ def main() -> None:
         target = io.resize_nearest(target, labels.ids.shape)
     print(
         f"scene {args.scene}, target cond/{args.target}, {labels.num_classes} classes; "
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+        f"torch {torch.__version__}; load average {os.getloadavg()[0]:.1f} on "
+        f"{os.cpu_count()} CPUs"
     )
-    for size in SIZES:
-        img, src, tgt = _resized(image, labels.ids, target, size)
-        synthesize(img, src, tgt, num_classes=labels.num_classes, seed=0)  # warm-up
-        times = []
-        for run in range(args.runs):
-            start = time.perf_counter()
-            synthesize(img, src, tgt, num_classes=labels.num_classes, seed=run)
-            times.append(time.perf_counter() - start)
-        print(
-            f"{size[1]}x{size[0]}: median {statistics.median(times):.2f} s, "
-            f"best {min(times):.2f} s over {args.runs} runs "
-            f"(load average now {os.getloadavg()[0]:.1f})"
-        )
+    for threads in (int(t) for t in args.threads.split(",")):
+        torch.set_num_threads(threads)
+        for size in SIZES:
+            img, src, tgt = _resized(image, labels.ids, target, size)
+            synthesize(img, src, tgt, num_classes=labels.num_classes, seed=0)  # warm-up
+            times = []
+            for run in range(args.runs):
+                start = time.perf_counter()
+                synthesize(img, src, tgt, num_classes=labels.num_classes, seed=run)
+                times.append(time.perf_counter() - start)
+            print(
+                f"{threads} thread(s) {size[1]}x{size[0]}: median "
+                f"{statistics.median(times):.2f} s, best {min(times):.2f} s over {args.runs} "
+                f"runs (load average now {os.getloadavg()[0]:.1f})"
+            )
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     print(f"peak RSS {peak_mb:.0f} MB (whole process, including Python and torch)")
 
