@@ -51,11 +51,11 @@ class GeneratorConfig:
 
     base_channels: int = 16  # image encoder/decoder width at full resolution (doubles per level)
     max_channels: int = 64  # cap on the image encoder/decoder width
-    label_channels: int = 16  # label encoder width at full resolution (doubles per level)
+    label_channels: int = 8  # label encoder width at full resolution (doubles per level)
     max_label_channels: int = 64  # cap on the label encoder width
     num_levels: int = 3  # down-sampling steps of the encoders (inputs padded to a multiple of 2**n)
     num_res_blocks: int = 1  # residual blocks at the coarsest level (unmodulated)
-    sft_hidden: int = 16  # width of the SFT residual bottlenecks (gamma and beta heads)
+    sft_hidden: int = 8  # width of the SFT residual bottlenecks (gamma and beta heads)
     ratio_eps: float = 0.1  # eps of the label-feature log-ratio log((f_t + eps) / (f_s + eps))
     norm: str = "pixel"  # norm before modulation: "pixel" (per-pixel, crop-safe) | "instance"
     skip_connections: bool = True  # add encoder features to the decoder at each level (U-Net-like)
