@@ -230,3 +230,12 @@ def test_sparse_class_ids():
     assert _in_range(out[target == 3], RED)
     assert _in_range(out[target == 200], BLUE)
     assert _psnr(synthesize(image, sparse, sparse), image) >= 35.0
+
+
+def test_chunked_gathers_give_the_same_result(monkeypatch):
+    image, labels = _scene(40, 56)
+    target = _disc(40, 56, 20, 36, 10)
+    whole = synthesize(image, labels, target, seed=4)
+    monkeypatch.setattr(nn_field, "_GATHER_ELEMENTS", 3000)  # many bands and candidate groups
+    chunked = synthesize(image, labels, target, seed=4)
+    np.testing.assert_allclose(chunked, whole, atol=1e-5)

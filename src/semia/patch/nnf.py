@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 _QUERY_CHUNK_ELEMENTS = 2**24  # exact search: at most this many distances in memory at once
+_GATHER_ELEMENTS = 2**24  # PatchMatch and voting: at most this many gathered values at once
 
 
 def _class_pool(allowed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -278,7 +279,10 @@ def _best_of(
         best, best_d: (N,) current matches and distances.
     """
     ok = allowed.reshape(-1)[classes * allowed.shape[1] + cands]  # (C, N)
-    d = (keys[cands] - query).square_().sum(-1)  # (C, N, D) -> (C, N)
+    group = max(1, _GATHER_ELEMENTS // query.numel())  # candidates gathered at once
+    d = torch.cat(
+        [(keys[c] - query).square_().sum(-1) for c in cands.split(group)]
+    )  # (C, N, D) -> (C, N)
     d = torch.where(ok, d, torch.inf)
     cand_d, which = d.min(0)  # (N,)
     better = cand_d < best_d
@@ -366,26 +370,39 @@ def vote(
     r = patch_size // 2
     ht, wt = target.shape
     _, hs, ws = image.shape
-    device = image.device
-
-    def around(x: torch.Tensor, mode: str) -> torch.Tensor:
-        """(P * P, Ht * Wt): x at q + (i - r, j - r) for kernel position (i, j)."""
-        padded = F.pad(x.reshape(1, 1, ht, wt), (r, r, r, r), mode=mode)
-        return F.unfold(padded, patch_size)[0]
-
-    # the patch centred at q + (i - r, j - r) covers q at its offset o = (r - i, r - j)
-    o = torch.arange(patch_size, device=device)
+    pad = (r, r, r, r)
+    maps = torch.cat(
+        [
+            F.pad((nnf // ws).reshape(1, 1, ht, wt).to(image.dtype), pad, mode="replicate"),
+            F.pad((nnf % ws).reshape(1, 1, ht, wt).to(image.dtype), pad, mode="replicate"),
+            F.pad(weights.reshape(1, 1, ht, wt).to(image.dtype), pad),  # no votes from outside
+        ],
+        1,
+    )  # (1, 3, Ht + 2r, Wt + 2r): source y, source x, weight of the patch centred there
+    # unfolded, kernel position (i, j) holds the patch centred at q + (i - r, j - r), which
+    # covers q at its offset o = (r - i, r - j)
+    o = torch.arange(patch_size, device=image.device)
     oy = (r - o).repeat_interleave(patch_size)[:, None]  # (P * P, 1)
     ox = (r - o).repeat(patch_size)[:, None]
-    y = (around((nnf // ws).float(), "replicate").long() + oy).clamp_(0, hs - 1)
-    x = (around((nnf % ws).float(), "replicate").long() + ox).clamp_(0, ws - 1)
-    idx = y * ws + x  # (P * P, Ht * Wt)
-    w = around(weights.to(image.dtype), "constant")  # zero weight outside the target
+    offset_weight = torch.ones_like(oy, dtype=image.dtype)
     if spread > 0:
-        w = w * torch.exp(-(oy**2 + ox**2).to(image.dtype) / (2 * spread**2))
-    w = w * allowed.reshape(-1)[target.reshape(1, -1) * (hs * ws) + idx]
-    total = w.sum(0)  # (Ht * Wt,)
+        offset_weight = torch.exp(-(oy**2 + ox**2).to(image.dtype) / (2 * spread**2))
     rows = image.reshape(3, -1).T.contiguous()  # (Hs * Ws, 3)
-    acc = (rows[idx] * w[..., None]).sum(0)  # (P * P, Ht * Wt, 3) -> (Ht * Wt, 3)
-    out = torch.where(total[:, None] > 0, acc / total.clamp_min(1e-12)[:, None], rows[nnf])
-    return out.T.reshape(3, ht, wt)
+    allowed_flat = allowed.reshape(-1)
+    centre = rows[nnf]  # (Ht * Wt, 3)
+    band = max(1, _GATHER_ELEMENTS // (3 * patch_size**2 * wt))  # target rows per band
+    out = []
+    for y0 in range(0, ht, band):
+        y1 = min(ht, y0 + band)
+        cols = F.unfold(maps[:, :, y0 : y1 + 2 * r], patch_size)[0]  # (3 * P * P, n)
+        cols = cols.reshape(3, patch_size**2, -1)  # (3, P * P, n)
+        y = (cols[0].long() + oy).clamp_(0, hs - 1)
+        x = (cols[1].long() + ox).clamp_(0, ws - 1)
+        idx = y * ws + x  # (P * P, n) source pixel each vote copies
+        w = cols[2] * offset_weight
+        w = w * allowed_flat[target[y0:y1].reshape(1, -1) * (hs * ws) + idx]
+        total = w.sum(0)  # (n,)
+        acc = (rows[idx] * w[..., None]).sum(0)  # (P * P, n, 3) -> (n, 3)
+        own = centre[y0 * wt : y1 * wt]
+        out.append(torch.where(total[:, None] > 0, acc / total.clamp_min(1e-12)[:, None], own))
+    return torch.cat(out).T.reshape(3, ht, wt)

@@ -103,22 +103,40 @@ def build_pyramid(
     return out
 
 
-def guide_features(guide: torch.Tensor, patch_size: int) -> torch.Tensor:
-    """Label-guide features: the soft one-hot at a patch's centre and four corners.
+def _guide_taps(patch_size: int) -> list[tuple[int, int]]:
+    """Offsets of the label-guide taps in a patch: its centre and four corners."""
+    r = patch_size // 2
+    return [(0, 0), (-r, -r), (-r, r), (r, -r), (r, r)]
+
+
+def guide_sample(guide: torch.Tensor, patch_size: int, stride: int) -> torch.Tensor:
+    """Label-guide features of the patches centred on a stride-spaced grid (to fit a PCA).
 
     Args:
         guide: (K, H, W) float class shares.
         patch_size: odd side of the patches.
+        stride: grid step.
 
     Returns:
-        (H * W, 5 * K) float.
+        (n, 5 * K) float: the class shares at the five taps, tap-major.
     """
     r = patch_size // 2
     k, h, w = guide.shape
     padded = F.pad(guide[None], (r, r, r, r), mode="replicate")[0]  # (K, H + 2r, W + 2r)
-    taps = [(0, 0), (-r, -r), (-r, r), (r, -r), (r, r)]
-    feats = [padded[:, r + dy : r + dy + h, r + dx : r + dx + w] for dy, dx in taps]
-    return torch.cat(feats, 0).reshape(5 * k, h * w).T.contiguous()  # (H * W, 5K)
+    taps = [
+        padded[:, r + dy : r + dy + h : stride, r + dx : r + dx + w : stride]
+        for dy, dx in _guide_taps(patch_size)
+    ]  # 5 x (K, h', w')
+    return torch.cat(taps, 0).reshape(5 * k, -1).T  # (n, 5K)
+
+
+def _tap_filters(axes: torch.Tensor, num_classes: int, patch_size: int) -> torch.Tensor:
+    """Convolution filters (dims, K, P, P) that project guide taps onto PCA axes (5K, dims)."""
+    r = patch_size // 2
+    filters = axes.new_zeros(axes.shape[1], num_classes, patch_size, patch_size)
+    for t, (dy, dx) in enumerate(_guide_taps(patch_size)):
+        filters[:, :, r + dy, r + dx] = axes[t * num_classes : (t + 1) * num_classes].T
+    return filters
 
 
 def _pca(rows: torch.Tensor, dims: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -161,24 +179,42 @@ class FeatureSpace:
         # projecting every patch is a convolution with the axes as filters
         self.app_filters = axes.T.reshape(-1, 3, patch_size, patch_size).contiguous()
         self.app_bias = -(mean @ axes)  # (dims,)
-        src_guide = guide_features(level.source_guide, patch_size)  # (Ns, 5K)
-        tgt_guide = guide_features(level.target_guide, patch_size)  # (Nt, 5K)
-        mean, axes = _pca(torch.cat([src_guide, tgt_guide], 0), guide_dims)
-        g = guide_weight**0.5
+        k = level.source_guide.shape[0]
+        sample = torch.cat(
+            [
+                guide_sample(level.source_guide, patch_size, stride),
+                guide_sample(level.target_guide, patch_size, stride),
+            ]
+        )  # (n, 5K)
+        mean, axes = _pca(sample, guide_dims)
+        filters = _tap_filters(axes, k, patch_size) * guide_weight**0.5
+        bias = -(mean @ axes) * guide_weight**0.5
         p = position_weight**0.5
         self.source_extra = torch.cat(
-            [g * (src_guide - mean) @ axes, p * _heights(*level.source_size, level.image)], 1
-        )
+            [
+                self._project(level.source_guide, filters, bias),
+                p * _heights(*level.source_size, level.image),
+            ],
+            1,
+        )  # (Ns, guide dims + 1)
         self.target_extra = torch.cat(
-            [g * (tgt_guide - mean) @ axes, p * _heights(*level.target_size, level.image)], 1
-        )
+            [
+                self._project(level.target_guide, filters, bias),
+                p * _heights(*level.target_size, level.image),
+            ],
+            1,
+        )  # (Nt, guide dims + 1)
+
+    def _project(self, x: torch.Tensor, filters: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """(H * W, dims) projections of the patches of (C, H, W) by (dims, C, P, P) filters."""
+        r = self.patch_size // 2
+        padded = F.pad(x[None], (r, r, r, r), mode="replicate")  # (1, C, H + 2r, W + 2r)
+        proj = F.conv2d(padded, filters, bias)[0]  # (dims, H, W)
+        return proj.reshape(proj.shape[0], -1).T  # (H * W, dims)
 
     def appearance(self, image: torch.Tensor) -> torch.Tensor:
         """(H * W, appearance dims) projected colour patches of a (3, H, W) image."""
-        r = self.patch_size // 2
-        padded = F.pad(image[None], (r, r, r, r), mode="replicate")  # (1, 3, H + 2r, W + 2r)
-        proj = F.conv2d(padded, self.app_filters, self.app_bias)[0]  # (dims, H, W)
-        return proj.reshape(proj.shape[0], -1).T  # (H * W, dims)
+        return self._project(image, self.app_filters, self.app_bias)
 
     def keys(self, image: torch.Tensor) -> torch.Tensor:
         """(Hs * Ws, D) source features, colour taken from `image` (3, Hs, Ws)."""
