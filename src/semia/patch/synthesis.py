@@ -1,11 +1,25 @@
 """Coarse-to-fine guided patch synthesis (texture-by-numbers, training-free).
 
-At every pyramid level, from the coarsest up, the output is refined by a few rounds of
-(1) nearest-neighbour search of its patches among the source's, with a distance that adds a label
-guide (soft one-hot of the target vs the source around the patch) to the appearance term and a
-hard class constraint, and (2) voting of the matched patches. The coarsest level starts from
-shifted copies of each source class region (seeded), so an unchanged layout reproduces the
-source and edited regions differ from seed to seed.
+The family of Image Analogies' texture-by-numbers, EbSynth and GPNN, written with tensor ops:
+
+1. Pyramids of the source image and of both label maps (area averages; halving per level).
+2. Coarsest level: each target class starts as the shift of the source's class region that
+   overlays it best (an unchanged layout starts as the identity, a moved object as its shifted
+   copy); what that leaves uncovered takes seeded secondary shifts (then seeded random pixels)
+   of the same class, with their colour seams smoothed away. Seeds change only these parts.
+3. Every level, a few rounds of (a) nearest-neighbour search of every target patch among the
+   source patches allowed for its class (hard constraint), exact by matrix products at coarse
+   levels and by parallel PatchMatch (propagation + random search) above, with the distance
+   |colour patch PCA|^2 + guide_weight |label-guide PCA|^2 + position_weight |relative height|^2,
+   then (b) voting: every pixel averages the values the overlapping matched patches give it,
+   counting only votes that copy a pixel of its own class (so each region is built from its
+   class's texture); centre-weighted at the finest level for sharpness.
+4. The field is carried up a level (children keep their parent's offset), entries that break
+   the class constraint at the finer level are re-drawn, and the first round there compares
+   the upsampled output with the equally blurred upsampled source.
+
+An exact copy stays a zero-distance match at every step, so target == labels reproduces the
+source.
 """
 
 from __future__ import annotations
