@@ -168,3 +168,18 @@ def test_segmenter_gradient_flow_and_learns():
         loss.backward()
         opt.step()
     assert loss.item() < 0.5 * first
+
+
+def test_change_gate_damps_gamma_only_where_labels_differ():
+    gated = _make(Generator, K, GeneratorConfig(change_gate=True), seed=7)
+    plain = _make(Generator, K, GeneratorConfig(change_gate=False), seed=7)
+    src_ids = _blocky_ids(1, 32, 32, 0)
+    tgt_ids = src_ids.clone()
+    tgt_ids[:, :16, :16] = (src_ids[:, :16, :16] + 1) % K  # change the top-left quarter only
+    x, src, tgt = _image(1, 32, 32), _onehot(src_ids), _onehot(tgt_ids)
+    _, p_gated = gated.translate(x, src, tgt)
+    _, p_plain = plain.translate(x, src, tgt)
+    g_gated, g_plain = p_gated[0][0], p_plain[0][0]  # encoder level 0: (1, C, 32, 32)
+    assert (g_gated.abs() <= g_plain.abs() + 1e-6).all()
+    assert (g_gated.abs() < 0.9 * g_plain.abs()).float()[..., 2:14, 2:14].mean() > 0.9
+    torch.testing.assert_close(g_gated[..., 24:, 24:], g_plain[..., 24:, 24:])  # far from change

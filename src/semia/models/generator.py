@@ -93,19 +93,32 @@ class _Bottleneck(nn.Module):
 class SFT(nn.Module):
     """Semantic Feature Translation head of one modulated layer.
 
-    gamma = 1 + bottleneck(log((f_t + eps) / (f_s + eps))), beta = bottleneck(f_t - f_s).
+    With r = log((f_t + eps) / (f_s + eps)) and d = f_t - f_s:
+    gamma = gate * (1 + bottleneck(r)), beta = bottleneck(d), where the optional change gate
+    exp(-softplus(a) * mean_c |r|) (a learned per image channel) is 1 where the layouts agree
+    and shrinks the source features where they differ, so that source content is erased there
+    from the start of training instead of leaking through (ghosts of removed objects).
     """
 
-    def __init__(self, label_channels: int, hidden: int, image_channels: int, eps: float) -> None:
+    def __init__(
+        self, label_channels: int, hidden: int, image_channels: int, eps: float, gate: bool
+    ) -> None:
         super().__init__()
         self.eps = eps
         self.gamma = _Bottleneck(label_channels, hidden, image_channels)
         self.beta = _Bottleneck(label_channels, hidden, image_channels)
+        # softplus(0.5413) = 1: gate = exp(-mean |r|) at init
+        self.gate_raw = (
+            nn.Parameter(torch.full((1, image_channels, 1, 1), 0.5413)) if gate else None
+        )
 
     def forward(self, f_source: Tensor, f_target: Tensor) -> tuple[Tensor, Tensor]:
         """f_source, f_target: (B, C_l, h, w) positive. Returns gamma, beta: (B, C_img, h, w)."""
         log_ratio = torch.log(f_target + self.eps) - torch.log(f_source + self.eps)
         gamma = 1.0 + self.gamma(log_ratio)
+        if self.gate_raw is not None:
+            change = log_ratio.abs().mean(dim=1, keepdim=True)  # (B, 1, h, w), 0 where equal
+            gamma = gamma * torch.exp(-F.softplus(self.gate_raw) * change)
         beta = self.beta(f_target - f_source)
         return gamma, beta
 
@@ -161,7 +174,8 @@ class Generator(nn.Module):
             ]
         )
         self.enc_sft = nn.ModuleList(
-            SFT(lab_w[i], config.sft_hidden, img_w[i], config.ratio_eps) for i in range(levels + 1)
+            SFT(lab_w[i], config.sft_hidden, img_w[i], config.ratio_eps, config.change_gate)
+            for i in range(levels + 1)
         )
         self.res_blocks = nn.ModuleList(
             _ResBlock(img_w[levels], self.norm) for _ in range(config.num_res_blocks)
@@ -171,7 +185,8 @@ class Generator(nn.Module):
             nn.Conv2d(img_w[i + 1], img_w[i], 3, padding=1) for i in range(levels)
         )
         self.dec_sft = nn.ModuleList(
-            SFT(lab_w[i], config.sft_hidden, img_w[i], config.ratio_eps) for i in range(levels)
+            SFT(lab_w[i], config.sft_hidden, img_w[i], config.ratio_eps, config.change_gate)
+            for i in range(levels)
         )
         self.to_rgb = nn.Conv2d(img_w[0], 3, 3, padding=1)
 
