@@ -171,8 +171,8 @@ def test_segmenter_gradient_flow_and_learns():
 
 
 def test_change_gate_damps_gamma_only_where_labels_differ():
-    gated = _make(Generator, K, GeneratorConfig(change_gate=True), seed=7)
-    plain = _make(Generator, K, GeneratorConfig(change_gate=False), seed=7)
+    gated = _make(Generator, K, GeneratorConfig(change_gate=1.0), seed=7)
+    plain = _make(Generator, K, GeneratorConfig(change_gate=0.0), seed=7)
     src_ids = _blocky_ids(1, 32, 32, 0)
     tgt_ids = src_ids.clone()
     tgt_ids[:, :16, :16] = (src_ids[:, :16, :16] + 1) % K  # change the top-left quarter only

@@ -14,6 +14,7 @@ beta == 0 exactly, whatever the weights (the fixed-point loss is 0 there at init
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable
 
 import torch
@@ -101,16 +102,17 @@ class SFT(nn.Module):
     """
 
     def __init__(
-        self, label_channels: int, hidden: int, image_channels: int, eps: float, gate: bool
+        self, label_channels: int, hidden: int, image_channels: int, eps: float, gate: float
     ) -> None:
+        """gate: initial strength a of the change gate (> 0), or 0 for no gate."""
         super().__init__()
         self.eps = eps
         self.gamma = _Bottleneck(label_channels, hidden, image_channels)
         self.beta = _Bottleneck(label_channels, hidden, image_channels)
-        # softplus(0.5413) = 1: gate = exp(-mean |r|) at init
-        self.gate_raw = (
-            nn.Parameter(torch.full((1, image_channels, 1, 1), 0.5413)) if gate else None
-        )
+        self.gate_raw = None
+        if gate > 0:
+            raw = math.log(math.expm1(gate))  # softplus(raw) = gate
+            self.gate_raw = nn.Parameter(torch.full((1, image_channels, 1, 1), raw))
 
     def forward(self, f_source: Tensor, f_target: Tensor) -> tuple[Tensor, Tensor]:
         """f_source, f_target: (B, C_l, h, w) positive. Returns gamma, beta: (B, C_img, h, w)."""
@@ -155,6 +157,8 @@ class Generator(nn.Module):
             raise ValueError(
                 f"GeneratorConfig.norm must be one of {sorted(NORMS)}, got {config.norm!r}"
             )
+        if config.change_gate < 0:
+            raise ValueError(f"GeneratorConfig.change_gate must be >= 0, got {config.change_gate}")
         if config.num_levels < 1:
             raise ValueError(f"GeneratorConfig.num_levels must be >= 1, got {config.num_levels}")
         self.num_classes = num_classes
