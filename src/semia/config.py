@@ -59,7 +59,7 @@ class GeneratorConfig:
     ratio_eps: float = 0.1  # eps of the label-feature log-ratio log((f_t + eps) / (f_s + eps))
     norm: str = "pixel"  # norm before modulation: "pixel" (per-pixel, crop-safe) | "instance"
     skip_connections: bool = True  # add encoder features to the decoder at each level (U-Net-like)
-    change_gate: bool = True  # SFT gamma *= exp(-a |log-ratio|): damp source where labels change
+    change_gate: float = 1.0  # initial a of the SFT gate gamma *= exp(-a |log-ratio|) (0 = off)
 
 
 @dataclass(frozen=True)
