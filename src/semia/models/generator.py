@@ -4,11 +4,16 @@ G(image, source, target) re-synthesises `image` (laid out as the label map `sour
 `target`. Both label maps go through the same label encoder, giving one feature map per level. At
 every level the SFT module compares the two: the log-ratio of the (positive) label features drives
 gamma, their difference drives beta, each through a small bias-free residual bottleneck. The image
-encoder and decoder normalise their features and modulate them, x -> gamma * norm(x) + beta.
+encoder and decoder normalise their features (per pixel over channels by default, so that
+training on crops and generating on the whole image see the same statistics) and modulate them,
+x -> gamma * norm(x) + beta. A change gate (GeneratorConfig.change_gate) additionally damps gamma
+where the two layouts differ, so that the source content there is suppressed from the start.
+Encoder features are added to the decoder at each level (skip connections).
 
 Identity by construction: the bottlenecks have no biases and only zero-preserving activations, so
 when source == target the log-ratio and the difference are exactly 0, hence gamma == 1 and
-beta == 0 exactly, whatever the weights (the fixed-point loss is 0 there at init and stays 0).
+beta == 0 exactly, whatever the weights (the fixed-point loss is 0 there at init and stays 0;
+the gate is 1 there too).
 """
 
 from __future__ import annotations
