@@ -227,3 +227,22 @@ def test_short_training_lowers_reconstruction_error(tmp_path):
     model = train(image, labels, PALETTE, tmp_path / "m", config, seed=0)
     after = _reconstruction_error(model.generator, image, labels)
     assert after < 0.5 * before, (before, after)
+
+
+def test_original_schedule_preset_runs_its_step_counts(tmp_path):
+    original = TrainConfig.original()
+    counts = (original.iters, original.g_steps, original.d_steps, original.rec_every)
+    assert counts == (2500, 10, 2, 5)
+    assert original.lr == 0.01 and original.augment.ramp_iters == 1000 and original.crop_size == 0
+    image, labels = _scene()
+    small = _config(4)
+    config = replace(
+        original, generator=small.generator, discriminator=small.discriminator,
+        segmenter=small.segmenter,
+    )  # fmt: skip
+    run = setup_run(image, labels, 3, tmp_path, config, device="cpu", seed=0)
+    assert train_iteration(run, 1)["kind"] == "sample"
+    g_state = run.nets.opt_g.state_dict()["state"][0]
+    d_state = run.nets.opt_d.state_dict()["state"][0]
+    assert int(g_state["step"]) == 10 and int(d_state["step"]) == 2
+    assert "s_step" not in train_iteration(run, 2)["seconds"]  # S trains on rec iterations only

@@ -133,7 +133,7 @@ class TrainConfig:
     iters: int = 800  # training iterations in total
     crop_size: int = 128  # side of the aligned random crops of the first phase (0 = whole image)
     full_size_iters: int = 150  # last iterations on the whole image (0 = crops to the end)
-    rec_every: int = 5  # every n-th iteration is a zero-reconstruction step (0 = never)
+    rec_every: int = 3  # every n-th iteration is a zero-reconstruction step (original: 5)
     g_steps: int = 1  # generator updates per sample iteration (original: 10)
     d_steps: int = 1  # discriminator updates per sample iteration, before G's (original: 2)
     s_every: int = 1  # segmenter update every n-th iteration (original: reconstruction iterations)
@@ -160,6 +160,7 @@ class TrainConfig:
         """The published schedule: 2500 iterations at full size, 10 G steps, lr 0.01 TTUR."""
         return cls(
             iters=2500,
+            rec_every=5,
             crop_size=0,
             full_size_iters=0,
             g_steps=10,
