@@ -106,7 +106,7 @@ class PatchCoherenceConfig:
     patch_size: int = 5  # side of the square patches (odd)
     num_scales: int = 2  # pyramid levels (full size, then halved by 2x2 average pooling)
     max_queries: int = 1024  # generated patches compared per image and scale (strided grid)
-    max_keys: int = 4096  # source patches searched per image and scale (strided grid)
+    max_keys: int = 2048  # source patches searched per image and scale (strided grid)
     mismatch_penalty: float = 1e3  # squared distance added to pairs of different classes (> 12 p^2)
 
 
