@@ -251,7 +251,7 @@ def _generator_terms(
         run.nets.S.train()
     if w.patch_coherence > 0:
         terms["patch"] = patch_coherence_loss(
-            fake, oh_tgt, run.image, run.source, run.config.patch_coherence
+            fake, oh_tgt, run.image, run.source, run.config.patch_coherence, run.generator
         )
     if w.sample_l1 > 0:
         terms["sample_l1"] = reconstruction_loss(fake, tgt_img)
