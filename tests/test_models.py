@@ -151,6 +151,13 @@ def test_segmenter_shapes(size):
     assert logits.shape == (2, K, *size)
 
 
+def test_segmenter_rejects_tiny_images():
+    seg = _make(Segmenter, K)
+    with pytest.raises(ValueError, match="too small"):
+        seg(_image(1, 4, 4))
+    assert seg(_image(1, 5, 7)).shape == (1, K, 5, 7)
+
+
 def test_segmenter_gradient_flow_and_learns():
     seg = _make(Segmenter, K)
     ids = _blocky_ids(1, 32, 32, 2)

@@ -51,6 +51,11 @@ class Segmenter(nn.Module):
         if image.dim() != 4 or image.shape[1] != 3:
             raise ValueError(f"image must be (B, 3, H, W), got {tuple(image.shape)}")
         height, width = image.shape[-2:]
+        if ((height + 1) // 2 + 1) // 2 * (((width + 1) // 2 + 1) // 2) < 2:
+            raise ValueError(
+                f"image {(height, width)} is too small for the segmenter: its 1/4-size feature "
+                "map needs at least 2 pixels (use sides >= 5)"
+            )
         h = F.leaky_relu(self.stem1(image), _NEGATIVE_SLOPE)
         h = F.leaky_relu(F.instance_norm(self.stem2(h)), _NEGATIVE_SLOPE)
         scale = max(1.0, min(height, width) / self.config.reference_size)
