@@ -316,27 +316,30 @@ def patchmatch(
     device = nnf.device
     ht, wt = target_size
     hs, ws = source_size
-    sy = (nnf // ws).reshape(ht, wt)
-    sx = (nnf % ws).reshape(ht, wt)
-    props = []
-    for step in steps:
-        for ey, ex in ((0, step), (0, -step), (step, 0), (-step, 0)):
-            # the neighbour at p + e matched q; propose q - e for p
-            ny = torch.roll(sy, shifts=(-ey, -ex), dims=(0, 1)) - ey
-            nx = torch.roll(sx, shifts=(-ey, -ex), dims=(0, 1)) - ex
-            props.append((ny.clamp(0, hs - 1) * ws + nx.clamp(0, ws - 1)).reshape(-1))
-    nnf, dist = _best_of(query, keys, classes, allowed, torch.stack(props), nnf, dist)
+    # propagation: the neighbour at p + e matched q; propose q - e for p (all e at once)
+    e = torch.tensor(
+        [d for k in steps for d in ((0, k), (0, -k), (k, 0), (-k, 0))], device=device
+    )  # (E, 2)
+    y = torch.arange(ht, device=device).repeat_interleave(wt)  # (N,)
+    x = torch.arange(wt, device=device).repeat(ht)
+    ny = (y + e[:, :1]).clamp_(0, ht - 1)  # (E, N) neighbour row (edges clamped)
+    nx = (x + e[:, 1:]).clamp_(0, wt - 1)
+    nbr = nnf[ny * wt + nx]  # (E, N) the neighbours' matches
+    cy = (nbr // ws - e[:, :1]).clamp_(0, hs - 1)
+    cx = (nbr % ws - e[:, 1:]).clamp_(0, ws - 1)
+    nnf, dist = _best_of(query, keys, classes, allowed, cy * ws + cx, nnf, dist)
 
-    by, bx = nnf // ws, nnf % ws
+    # random search around the improved match, radius max(Hs, Ws) / 4 shrinking 4x per try
     n = nnf.numel()
-    radius, searches = max(hs, ws) / 4, []
-    for _ in range(radii):
-        r = max(1, round(radius))
-        off = torch.randint(-r, r + 1, (2, n), generator=generator, device=device)
-        searches.append((by + off[0]).clamp(0, hs - 1) * ws + (bx + off[1]).clamp(0, ws - 1))
-        radius /= 4
-    searches.append(random_allowed(classes, allowed, generator))
-    return _best_of(query, keys, classes, allowed, torch.stack(searches), nnf, dist)
+    radius = torch.tensor(
+        [max(1.0, max(hs, ws) / 4**i) for i in range(1, radii + 1)], device=device
+    )  # (R,)
+    u = torch.rand((2, radii, n), generator=generator, device=device) * 2 - 1  # (2, R, N)
+    off = torch.round(u * radius[:, None]).long()
+    cy = (nnf // ws + off[0]).clamp_(0, hs - 1)
+    cx = (nnf % ws + off[1]).clamp_(0, ws - 1)
+    cands = torch.cat([cy * ws + cx, random_allowed(classes, allowed, generator)[None]])
+    return _best_of(query, keys, classes, allowed, cands, nnf, dist)
 
 
 def vote(
