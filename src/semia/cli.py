@@ -334,6 +334,10 @@ def cmd_labels(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from semia.metrics import evaluate
 
@@ -363,10 +367,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     width = max(len(k) for k in result)
     for key, value in result.items():
         if isinstance(value, dict):
-            value = ", ".join(f"{k}: {v:.4g}" for k, v in value.items()) or "-"
-        elif isinstance(value, float):
-            value = f"{value:.4f}"
-        print(f"{key:<{width}}  {'-' if value is None else value}")
+            value = ", ".join(f"{k}: {_fmt(v)}" for k, v in value.items()) or "-"
+        else:
+            value = _fmt(value)
+        print(f"{key:<{width}}  {value}")
     return 0
 
 
