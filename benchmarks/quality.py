@@ -66,13 +66,32 @@ def analogy(
     return synthesize(image, labels, target, num_classes=num_classes, seed=seed)
 
 
+GAN_DIR = Path("gan-models")  # where "gan" keeps one trained model per scene (set by --gan-dir)
+
+
+def gan(
+    image: np.ndarray, labels: np.ndarray, target: np.ndarray, num_classes: int, seed: int
+) -> np.ndarray:
+    """The SemIA GAN, default schedule: trained once per source image (cached in GAN_DIR)."""
+    from semia.checkpoint import data_hash
+    from semia.gan import SemIA
+
+    palette = np.zeros((num_classes, 3), np.uint8)  # colours do not matter for generation
+    folder = GAN_DIR / f"{data_hash(image, labels, palette)[:16]}-seed{seed}"
+    if not (folder / "done").exists():
+        start = time.perf_counter()
+        resume = (folder / "train_state.json").exists()  # an interrupted earlier run
+        SemIA.train(image, labels, palette, folder, seed=seed, resume=resume)
+        (folder / "done").write_text(f"{time.perf_counter() - start:.1f}\n")
+        print(f"  trained GAN in {time.perf_counter() - start:.0f} s -> {folder}", flush=True)
+    return SemIA.load(folder).generate(target)
+
+
 METHODS: dict[str, Method] = {
     "copy": copy_source,
     "mean-colour": mean_colour,
     "analogy": analogy,
-    # "gan": add a function with the same signature here that trains (or loads a cached model
-    # for this image) and generates the target, e.g. with semia.gan.SemIA; cache the trained
-    # model per source image so that each scene trains once for all of its targets.
+    "gan": gan,
 }
 
 
@@ -184,7 +203,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--methods", nargs="*", default=list(METHODS), help="methods to run")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--gan-dir", type=Path, default=None, help="cache of trained GAN models (default: OUT/gan)"
+    )
     args = parser.parse_args(argv)
+    global GAN_DIR
+    GAN_DIR = args.gan_dir or args.out / "gan"
     logging.basicConfig(level=logging.WARNING)
 
     if not args.data.is_dir():

@@ -173,3 +173,16 @@ def test_evaluate_json(tmp_path):
                 "seconds"]:  # fmt: skip
         assert key in result
     assert 0.0 <= result["label_accuracy"] <= 1.0
+
+
+def test_nested_train_flags_and_dry_run(capsys):
+    from semia.config import TrainConfig
+
+    assert main(["train", "--image", "a", "--label", "b", "--out", "c", "--dry-run",
+                 "--loss-weights-gan", "0", "--generator-base-channels", "24"]) == 0  # fmt: skip
+    config = json.loads(capsys.readouterr().out)
+    assert config["loss_weights"]["gan"] == 0.0
+    assert config["generator"]["base_channels"] == 24
+    # a nested default that differs from its class default is kept (not reset to the class's)
+    assert config["generator"]["norm"] == TrainConfig().generator.norm
+    assert config["iters"] == TrainConfig().iters

@@ -54,46 +54,56 @@ def _field_help(cls: type) -> dict[str, str]:
 
 
 def add_config_flags(
-    parser: argparse.ArgumentParser, cls: type, skip: Sequence[str] = (), prefix: str = ""
+    parser: argparse.ArgumentParser, config: object, skip: Sequence[str] = (), prefix: str = ""
 ) -> None:
-    """Add a --flag for every scalar field of a config dataclass (default taken from the class).
+    """Add a --flag for every scalar field of a config dataclass.
+
+    Args:
+        config: the dataclass (its defaults) or an instance (its values become the defaults).
+        skip: field names that get no flag.
+        prefix: dest prefix for nested configs.
 
     Fields that are themselves config dataclasses get their own flags, named
     --<field>-<subfield> (e.g. --loss-weights-gan); tuple fields get no flag.
     """
+    cls = config if isinstance(config, type) else type(config)
+    instance = cls() if isinstance(config, type) else config
     helps = _field_help(cls)
     group = parser.add_argument_group(f"{cls.__name__} settings")
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
         dest = prefix + f.name
-        if f.default is dataclasses.MISSING:
-            if f.default_factory is not dataclasses.MISSING and dataclasses.is_dataclass(
-                f.default_factory
-            ):
-                add_config_flags(parser, f.default_factory, prefix=f"{dest}__")
+        default = getattr(instance, f.name)
+        if dataclasses.is_dataclass(default):
+            add_config_flags(parser, default, prefix=f"{dest}__")
             continue
         flag = "--" + dest.replace("__", "-").replace("_", "-")
-        text = f"{helps.get(f.name, '')} (default: {f.default})"
-        if isinstance(f.default, bool):
+        text = f"{helps.get(f.name, '')} (default: {default})"
+        if isinstance(default, bool):
             group.add_argument(
-                flag, dest=dest, default=f.default, action=argparse.BooleanOptionalAction,
-                help=text,
-            )  # fmt: skip
-        elif isinstance(f.default, int | float | str):
-            group.add_argument(flag, dest=dest, type=type(f.default), default=f.default, help=text)
+                flag, dest=dest, default=default, action=argparse.BooleanOptionalAction, help=text
+            )
+        elif isinstance(default, int | float | str):
+            group.add_argument(flag, dest=dest, type=type(default), default=default, help=text)
 
 
-def config_from_args(cls: type, args: argparse.Namespace, prefix: str = ""):
-    """Build a config dataclass (nested ones too) from flags made by `add_config_flags`."""
+def config_from_args(config: object, args: argparse.Namespace, prefix: str = ""):
+    """Build a config (nested ones too) from flags made by `add_config_flags`.
+
+    Args:
+        config: the dataclass or the instance that `add_config_flags` was given.
+    """
+    instance = config() if isinstance(config, type) else config
     values = {}
-    for f in dataclasses.fields(cls):
+    for f in dataclasses.fields(instance):
         dest = prefix + f.name
-        if hasattr(args, dest):
+        current = getattr(instance, f.name)
+        if dataclasses.is_dataclass(current):
+            values[f.name] = config_from_args(current, args, prefix=f"{dest}__")
+        elif hasattr(args, dest):
             values[f.name] = getattr(args, dest)
-        elif f.default is dataclasses.MISSING and dataclasses.is_dataclass(f.default_factory):
-            values[f.name] = config_from_args(f.default_factory, args, prefix=f"{dest}__")
-    return cls(**values)
+    return dataclasses.replace(instance, **values)
 
 
 def _add_input_flags(parser: argparse.ArgumentParser, training: bool = False) -> None:
