@@ -149,13 +149,18 @@ def test_labels_command(tmp_path, capsys):
 
 
 def test_demo_writes_results_and_sheet(tmp_path):
-    r = _run("demo", "--out", str(tmp_path / "demo"), "--max-size", "96", "-q")
+    r = _run("demo", "--out", str(tmp_path / "demo"), "--max-size", "64", "--gan-iters", "12",
+             "-q", "--threads", "1")  # fmt: skip
     assert r.returncode == 0, r.stderr
     sheet = tmp_path / "demo" / "sheet.png"
     assert r.stdout.strip() == str(sheet)
-    results = sorted((tmp_path / "demo").glob("*/*.png"))
-    assert len(results) >= 10
-    assert Image.open(sheet).size[0] > 400
+    analogy = sorted(p for p in (tmp_path / "demo").glob("*/*.png") if "_gan" not in p.name)
+    gan = sorted((tmp_path / "demo" / "tree").glob("*_gan.png"))
+    assert len(analogy) == 12  # every packaged target of both scenes
+    assert len(gan) == 7  # the GAN column for the tree scene
+    assert (tmp_path / "demo" / "tree" / "gan-model" / "model.safetensors").exists()
+    assert read_image(gan[0]).shape == read_image(tmp_path / "demo" / "tree" / "1.png").shape
+    assert Image.open(sheet).size[0] > 500
 
 
 def test_evaluate_json(tmp_path):

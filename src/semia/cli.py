@@ -36,6 +36,10 @@ from semia.io import (
 
 log = logging.getLogger("semia")
 
+DEMO_MAX_SIZE = 192  # longest side of the packaged scenes in `semia demo`
+DEMO_GAN_ITERS = 300  # GAN iterations in `semia demo`: about two minutes on 2 CPU cores
+DEMO_GAN_SCENE = "tree"  # the packaged scene the demo trains the GAN on
+
 # ----------------------------------------------------------------------------------------------
 # Flags built from the config dataclasses (each default and its help exist once, in config.py)
 
@@ -289,6 +293,21 @@ def _example_root() -> Path:
     return Path(str(resources.files("semia") / "examples"))
 
 
+def _demo_train_config(iters: int) -> TrainConfig:
+    """The default schedule shortened to `iters` iterations (the demo's GAN)."""
+    base = TrainConfig()
+    return dataclasses.replace(
+        base,
+        iters=iters,
+        full_size_iters=max(1, iters * base.full_size_iters // base.iters),
+        checkpoint_every=0,
+        preview_every=0,
+        augment=dataclasses.replace(
+            base.augment, ramp_iters=max(1, iters * base.augment.ramp_iters // base.iters)
+        ),
+    )
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from semia.sheet import make_sheet
 
@@ -300,6 +319,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     t_start = time.perf_counter()
     for scene in sorted(p for p in _example_root().iterdir() if p.is_dir()):
         image, labels = load_scene(scene / "img.png", scene / "label.png", args.max_size)
+        model = None
+        if args.gan_iters > 0 and scene.name == DEMO_GAN_SCENE:
+            from semia.train import train
+
+            log.info(
+                "demo: training the SemIA GAN on %s (%d iterations)", scene.name, args.gan_iters
+            )
+            bar = _Bar(f"train {scene.name}", args.quiet)
+            try:
+                model = train(
+                    image, labels.ids, labels.palette, out / scene.name / "gan-model",
+                    _demo_train_config(args.gan_iters), device=device, seed=args.seed,
+                    resume=True, progress=bar,
+                )  # fmt: skip
+            finally:
+                bar.close()
         for target_path in sorted((scene / "cond").glob("*.png")):
             target = read_target(target_path, labels, "error", args.max_size)
             name = f"{scene.name}/{target_path.stem}"
@@ -307,12 +342,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 image, labels, target, args.seed, config, device, args.quiet, name
             )
             write_image(out / scene.name / f"{target_path.stem}.png", result)
-            rows.append([image, labels.to_rgb(), target.to_rgb(), result])
+            row = [image, labels.to_rgb(), target.to_rgb(), result]
+            if model is not None:
+                generated = model.generate(target.ids)
+                write_image(out / scene.name / f"{target_path.stem}_gan.png", generated)
+                row.append(generated)
+            rows.append(row)
             captions.append(name)
-    sheet = write_image(
-        out / "sheet.png",
-        make_sheet(rows, ["source", "source labels", "target labels", "analogy"], captions, 128),
-    )
+    titles = ["source", "source labels", "target labels", "analogy", "SemIA GAN"]
+    sheet = write_image(out / "sheet.png", make_sheet(rows, titles, captions, 128))
     log.info(
         "demo: %d targets in %.1f s; results in %s", len(rows), time.perf_counter() - t_start, out
     )
@@ -397,6 +435,11 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     common.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    common.add_argument(
+        "--threads", type=int, default=0, metavar="N",
+        help="CPU threads for torch (default: 0 = torch's default, one per core); 1 is often "
+        "faster on a machine busy with other work",
+    )  # fmt: skip
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser(
@@ -471,8 +514,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default="semia-demo", help="output folder (default: semia-demo)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--max-size", type=int, default=256, metavar="PX", help="(default: 256)")
-    _add_device_flag(p, "cpu")
+    p.add_argument(
+        "--max-size",
+        type=int,
+        default=DEMO_MAX_SIZE,
+        metavar="PX",
+        help=f"longest side of the example scenes (default: {DEMO_MAX_SIZE})",
+    )
+    p.add_argument(
+        "--gan-iters",
+        type=int,
+        default=DEMO_GAN_ITERS,
+        metavar="N",
+        help=f"also train the SemIA GAN on the {DEMO_GAN_SCENE} scene for N iterations (a "
+        "shortened default schedule) and show its results beside the analogy; 0 = analogy only "
+        f"(default: {DEMO_GAN_ITERS})",
+    )
+    _add_device_flag(p)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(
@@ -521,6 +579,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     _setup_logging(args.quiet)
+    if getattr(args, "threads", 0) > 0:
+        import torch
+
+        torch.set_num_threads(args.threads)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
