@@ -191,3 +191,29 @@ def test_nested_train_flags_and_dry_run(capsys):
     # a nested default that differs from its class default is kept (not reset to the class's)
     assert config["generator"]["norm"] == TrainConfig().generator.norm
     assert config["iters"] == TrainConfig().iters
+
+
+def test_train_generate_resume_end_to_end(tmp_path):
+    img, lab, tgt = _scene(tmp_path)
+    model = tmp_path / "model"
+    base = ["train", "--image", str(img), "--label", str(lab), "--out", str(model), "-q",
+            "--threads", "1", "--crop-size", "32", "--full-size-iters", "2"]  # fmt: skip
+    r = _run(*base, "--iters", "6", "--preview-target", str(tgt))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == str(model / "model.safetensors")
+    assert len((model / "log.jsonl").read_text().splitlines()) == 6
+    assert (model / "loss.png").exists() and list((model / "previews").glob("*.png"))
+    r = _run(*base, "--iters", "6")  # the folder holds a run: refuse to overwrite it
+    assert r.returncode == 2 and "--resume" in r.stderr and "Traceback" not in r.stderr
+    r = _run(*base, "--iters", "9", "--resume")  # continue to 9 iterations
+    assert r.returncode == 0, r.stderr
+    steps = [json.loads(line)["step"] for line in (model / "log.jsonl").read_text().splitlines()]
+    assert len(steps) == 9 and steps == sorted(set(steps))
+    out = tmp_path / "generated"
+    r = _run("generate", "--model", str(model), "--target", str(tgt), str(lab), "--out", str(out),
+             "--threads", "1")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["label.png", "target.png"]
+    assert read_image(out / "target.png").shape == (48, 64, 3)
+    r = _run("generate", "--model", str(tmp_path / "nope"), "--target", str(tgt), "--out", str(out))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
