@@ -217,3 +217,24 @@ def test_train_generate_resume_end_to_end(tmp_path):
     assert read_image(out / "target.png").shape == (48, 64, 3)
     r = _run("generate", "--model", str(tmp_path / "nope"), "--target", str(tgt), "--out", str(out))
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_generate_reads_targets_like_an_id_coded_source(tmp_path):
+    """A model trained on a grayscale id map reads its targets as ids, not colours."""
+    img, _, _ = _scene(tmp_path)
+    ids = scene_ids(48, 64)
+    Image.fromarray((ids * 10 + 5).astype(np.uint8), "L").save(tmp_path / "ids.png")
+    moved = np.roll(ids, 16, axis=1)
+    Image.fromarray((moved * 10 + 5).astype(np.uint8), "L").save(tmp_path / "moved.png")
+    model = tmp_path / "model"
+    r = _run("train", "--image", str(img), "--label", str(tmp_path / "ids.png"), "--out",
+             str(model), "--iters", "3", "--crop-size", "32", "--threads", "1", "-q")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    from semia.gan import SemIA
+
+    loaded = SemIA.load(model)
+    assert loaded.label_kind == "ids" and loaded.label_values == (5, 15, 25)
+    r = _run("generate", "--model", str(model), "--target", str(tmp_path / "moved.png"),
+             "--out", str(tmp_path / "gen"), "--threads", "1")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert read_image(tmp_path / "gen" / "moved.png").shape == (48, 64, 3)

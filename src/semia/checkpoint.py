@@ -140,6 +140,9 @@ class ModelFile:
         source_labels: (H, W) int64 ids in 0..K-1.
         palette: (K, 3) uint8 label colours.
         config: the TrainConfig the model was trained with.
+        label_kind: how the source label map coded its labels ("colour", "palette" or "ids",
+            see `semia.io.LabelMap`), so that targets are read the same way.
+        label_values: for "palette" / "ids" maps, the file value of each id.
     """
 
     generator_state: dict[str, torch.Tensor]
@@ -147,6 +150,8 @@ class ModelFile:
     source_labels: np.ndarray
     palette: np.ndarray
     config: TrainConfig
+    label_kind: str = "colour"
+    label_values: tuple[int, ...] | None = None
 
 
 def resolve_model_path(path: str | Path) -> Path:
@@ -179,6 +184,8 @@ def save_model(path: str | Path, model: ModelFile) -> None:
         "version": str(FORMAT_VERSION),
         "num_classes": str(len(model.palette)),
         "config": json.dumps(config_to_dict(model.config)),
+        "label_kind": model.label_kind,
+        "label_values": json.dumps(model.label_values),
     }
     _save_safetensors(Path(path), tensors, metadata)
 
@@ -204,12 +211,15 @@ def load_model(path: str | Path) -> ModelFile:
         raise ValueError(f"{path} lacks the tensors {missing}: the file is incomplete")
     config = config_from_dict(TrainConfig, json.loads(metadata["config"]))
     generator_state = {k[2:]: v for k, v in tensors.items() if k.startswith("G.")}
+    values = json.loads(metadata.get("label_values", "null"))
     return ModelFile(
         generator_state=generator_state,
         source_image=tensors["source_image"].numpy(),
         source_labels=tensors["source_labels"].numpy(),
         palette=tensors["palette"].numpy(),
         config=config,
+        label_kind=metadata.get("label_kind", "colour"),
+        label_values=None if values is None else tuple(values),
     )
 
 

@@ -239,7 +239,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     bar = _Bar("train", args.quiet)
     t0 = time.perf_counter()
     try:
-        train(
+        model = train(
             image,
             labels.ids,
             labels.palette,
@@ -261,6 +261,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 130
     finally:
         bar.close()
+    if labels.kind != "colour":  # targets must be read as ids, like the source
+        model.label_kind, model.label_values = labels.kind, labels.values
+        model.save(out)
     log.info("trained in %.1f s; model, log and previews in %s", time.perf_counter() - t0, out)
     print(out / "model.safetensors")
     return 0
@@ -272,7 +275,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     out = Path(args.out)
     model = SemIA.load(args.model, device=device)
-    source = LabelMap(model.source_labels, model.palette)
+    source = LabelMap(model.source_labels, model.palette, model.label_values, model.label_kind)
     max_size = args.max_size or max(source.size)
     used: set[str] = set()
     for path in args.target:

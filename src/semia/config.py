@@ -42,7 +42,7 @@ class PatchConfig:
     blend_sigma: float = 0.2  # coarsest init: colour-seam smoothing width / longest side (0: off)
 
 
-# --- GAN configs (generator, discriminator, segmenter, losses, training; owned by models/, train.py) ---
+# --- GAN configs (generator, discriminator, segmenter, losses, training) ---
 
 
 @dataclass(frozen=True)

@@ -72,12 +72,16 @@ class SemIA:
         source_labels: np.ndarray,
         palette: np.ndarray,
         config: TrainConfig,
+        label_kind: str = "colour",
+        label_values: tuple[int, ...] | None = None,
     ) -> None:
         self.generator = generator.eval()
         self.source_image = np.ascontiguousarray(source_image, dtype=np.float32)
         self.source_labels = np.ascontiguousarray(source_labels, dtype=np.int64)
         self.palette = np.ascontiguousarray(palette, dtype=np.uint8)
         self.config = config
+        self.label_kind = label_kind  # how the source map coded labels (see semia.io.LabelMap)
+        self.label_values = label_values  # file value of each id for "palette" / "ids" maps
         self._source_cache: tuple[torch.device, torch.Tensor, torch.Tensor] | None = None
 
     @property
@@ -123,7 +127,13 @@ class SemIA:
             ) from e
         generator.to(device)
         return cls(
-            generator, stored.source_image, stored.source_labels, stored.palette, stored.config
+            generator,
+            stored.source_image,
+            stored.source_labels,
+            stored.palette,
+            stored.config,
+            stored.label_kind,
+            stored.label_values,
         )
 
     def save(self, path: str | Path) -> None:
@@ -134,7 +144,15 @@ class SemIA:
         state = {k: v.detach().cpu() for k, v in self.generator.state_dict().items()}
         save_model(
             path,
-            ModelFile(state, self.source_image, self.source_labels, self.palette, self.config),
+            ModelFile(
+                state,
+                self.source_image,
+                self.source_labels,
+                self.palette,
+                self.config,
+                self.label_kind,
+                self.label_values,
+            ),
         )
 
     def _source_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
