@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "semia-examples"
 PALETTE = np.array([[0, 253, 255], [0, 249, 0], [255, 147, 0]], dtype=np.uint8)
@@ -29,6 +30,15 @@ def antialias(ids: np.ndarray, palette: np.ndarray = PALETTE, factor: int = 4) -
     colours = palette[big].astype(np.float32)
     h, w = ids.shape
     return colours.reshape(h, factor, w, factor, 3).mean(axis=(1, 3)).round().astype(np.uint8)
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny tensors: one intra-op thread is faster, and immune to a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -13,13 +13,7 @@ from semia.models.generator import Generator
 PALETTE = np.array([[0, 0, 0], [255, 0, 0], [0, 0, 255]], np.uint8)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread is faster, and immune to a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _scene(h: int = 27, w: int = 35) -> tuple[np.ndarray, np.ndarray]:

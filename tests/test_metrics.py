@@ -47,13 +47,7 @@ SCENES = ("zebra", "tree", "lake", "pantheon")
 SIZE = 160  # longest side of the downscaled scenes
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors are small: on a loaded 2-core machine intra-op threads cost ~3x CPU time."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _rng_image(seed: int, height: int = 48, width: int = 64) -> np.ndarray:

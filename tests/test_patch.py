@@ -14,14 +14,7 @@ RED = ((0.55, 1.0), (0.0, 0.3), (0.0, 0.3))  # per-channel colour range of class
 BLUE = ((0.0, 0.3), (0.1, 0.45), (0.55, 1.0))  # per-channel colour range of class 1
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Run single-threaded: on a CPU shared with other jobs, two OpenMP threads make these
-    many small tensor ops an order of magnitude slower (the results do not depend on it)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _texture(rng: np.random.Generator, h: int, w: int, ranges) -> np.ndarray:

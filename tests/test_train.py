@@ -25,13 +25,7 @@ from semia.train import lr_factor, random_crop, read_log, setup_run, train, trai
 PALETTE = np.array([[40, 40, 40], [200, 30, 30], [30, 30, 200]], np.uint8)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread is faster, and immune to a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _scene(h: int = 30, w: int = 38) -> tuple[np.ndarray, np.ndarray]:

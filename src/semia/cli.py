@@ -136,6 +136,11 @@ def resolve_device(name: str) -> str:
     return name
 
 
+def _add_source_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--image", required=True, help="source photo")
+    parser.add_argument("--label", required=True, help="label map of the source photo")
+
+
 def _add_device_flag(parser: argparse.ArgumentParser, default: str = "auto") -> None:
     parser.add_argument("--device", default=default, help=f"auto | cpu | cuda (default: {default})")
 
@@ -452,8 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Synthesize IMAGE in the layout TARGET by coarse-to-fine guided patch "
         "synthesis (no training).",
     )
-    p.add_argument("--image", required=True, help="source photo")
-    p.add_argument("--label", required=True, help="label map of the source photo")
+    _add_source_args(p)
     p.add_argument("--target", required=True, help="target label map in the source's colours")
     p.add_argument("--out", required=True, help="output image file (.png, .jpg, ...)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
@@ -474,8 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
         "OUT/model.safetensors (everything generate needs), resumable checkpoints, log.jsonl, "
         "previews/ and loss.png. Ctrl-C saves a checkpoint; --resume continues it.",
     )
-    p.add_argument("--image", required=True, help="source photo")
-    p.add_argument("--label", required=True, help="label map of the source photo")
+    _add_source_args(p)
     p.add_argument("--out", required=True, help="model folder")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument(
@@ -555,8 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Semantic alignment, patch realism and coherence of OUTPUT (and PSNR/SSIM "
         "against a reference).",
     )
-    p.add_argument("--image", required=True, help="source photo")
-    p.add_argument("--label", required=True, help="label map of the source photo")
+    _add_source_args(p)
     p.add_argument("--target", required=True, help="target label map the output should follow")
     p.add_argument("--output", required=True, help="synthesized image to judge")
     p.add_argument("--reference", help="ground-truth image for PSNR / SSIM")
