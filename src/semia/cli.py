@@ -329,6 +329,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         image, labels = load_scene(scene / "img.png", scene / "label.png", args.max_size)
         model = None
         if args.gan_iters > 0 and scene.name == DEMO_GAN_SCENE:
+            from semia.checkpoint import has_train_state
             from semia.train import train
 
             log.info(
@@ -339,7 +340,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 model = train(
                     image, labels.ids, labels.palette, out / scene.name / "gan-model",
                     _demo_train_config(args.gan_iters), device=device, seed=args.seed,
-                    resume=True, progress=bar,
+                    resume=has_train_state(out / scene.name / "gan-model"), progress=bar,
                 )  # fmt: skip
             finally:
                 bar.close()
