@@ -7,6 +7,8 @@ Run:
 Writes DIR/results.md (one row per scene / target / method, then the mean per method),
 DIR/results.json (every metric of every row), DIR/sheet.png (rows: scene / target; columns:
 source | target labels | each method) and DIR/outputs/<scene>_<target>_<method>.png.
+With --teaser zebra/1 tree/2 ..., also DIR/teaser.png: those rows only, as source | source labels
+| target labels | each non-baseline method (the README's picture).
 
 Baselines give every number its context: "copy" returns the source unchanged (perfect appearance,
 wrong layout wherever the target differs) and "mean-colour" fills each target region with its
@@ -86,6 +88,8 @@ def gan(
         print(f"  trained GAN in {time.perf_counter() - start:.0f} s -> {folder}", flush=True)
     return SemIA.load(folder).generate(target)
 
+
+BASELINES = ("copy", "mean-colour")  # context for the numbers, left out of the teaser
 
 METHODS: dict[str, Method] = {
     "copy": copy_source,
@@ -204,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", nargs="*", default=list(METHODS), help="methods to run")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--teaser", nargs="*", default=[], metavar="SCENE/TARGET", help="rows of DIR/teaser.png"
+    )
+    parser.add_argument(
         "--gan-dir", type=Path, default=None, help="cache of trained GAN models (default: OUT/gan)"
     )
     args = parser.parse_args(argv)
@@ -221,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     sheet_rows: list[list[np.ndarray]] = []
     captions: list[str] = []
+    teaser: dict[str, list[np.ndarray]] = {}
     for scene in scenes:
         image_path, label_path, target_paths = _scene_files(args.data, scene)
         image, label_map = load_scene(image_path, label_path, args.size)
@@ -259,6 +267,10 @@ def main(argv: list[str] | None = None) -> int:
                 )
             sheet_rows.append(sheet_row)
             captions.append(f"{scene} / {name}")
+            if f"{scene}/{name}" in args.teaser:
+                outputs = zip(methods, sheet_row[2:], strict=True)
+                shown = [o for m, o in outputs if m not in BASELINES]
+                teaser[f"{scene}/{name}"] = [image, label_map.to_rgb(), target.to_rgb(), *shown]
     if not rows:
         raise SystemExit("nothing was run; check --scenes / --targets / --methods")
 
@@ -267,6 +279,15 @@ def main(argv: list[str] | None = None) -> int:
     titles = ["source", "target", *methods]
     write_image(out / "sheet.png", make_sheet(sheet_rows, titles, captions, cell_height=128))
     print(f"wrote {out / 'results.md'}, {out / 'results.json'}, {out / 'sheet.png'}")
+    if teaser:
+        missing = [r for r in args.teaser if r not in teaser]
+        if missing:
+            print(f"teaser rows not run: {', '.join(missing)}")
+        names = [m for m in methods if m not in BASELINES]
+        rows_ = [teaser[r] for r in args.teaser if r in teaser]
+        titles = ["source", "source labels", "target labels", *names]
+        write_image(out / "teaser.png", make_sheet(rows_, titles, cell_height=144))
+        print(f"wrote {out / 'teaser.png'}")
     return 0
 
 
