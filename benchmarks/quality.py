@@ -19,6 +19,7 @@ itself: there the source image is the ground truth, so PSNR / SSIM are reported 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import statistics
@@ -75,11 +76,15 @@ def gan(
     image: np.ndarray, labels: np.ndarray, target: np.ndarray, num_classes: int, seed: int
 ) -> np.ndarray:
     """The SemIA GAN, default schedule: trained once per source image (cached in GAN_DIR)."""
-    from semia.checkpoint import data_hash
+    from semia.checkpoint import config_to_dict, data_hash
+    from semia.config import TrainConfig
     from semia.gan import SemIA
 
     palette = np.zeros((num_classes, 3), np.uint8)  # colours do not matter for generation
-    folder = GAN_DIR / f"{data_hash(image, labels, palette)[:16]}-seed{seed}"
+    # the cache key covers the data, the seed and the default config (a changed default retrains)
+    config = json.dumps(config_to_dict(TrainConfig()), sort_keys=True).encode()
+    key = f"{data_hash(image, labels, palette)[:16]}-{hashlib.sha256(config).hexdigest()[:8]}"
+    folder = GAN_DIR / f"{key}-seed{seed}"
     if not (folder / "done").exists():
         start = time.perf_counter()
         resume = (folder / "train_state.json").exists()  # an interrupted earlier run
