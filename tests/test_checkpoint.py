@@ -39,6 +39,17 @@ def test_config_from_dict_defaults_missing_and_ignores_unknown_fields():
     assert config == replace(TrainConfig(iters=5), loss_weights=LossWeights(gan=0.5))
 
 
+def test_models_stored_before_fill_changed_load_without_it():
+    # a generator config written before the field existed means the old behaviour ("off"),
+    # not the current training default ("sample")
+    stored = ckpt.config_to_dict(TrainConfig())
+    del stored["generator"]["fill_changed"]
+    config = ckpt.config_from_dict(TrainConfig, json.loads(json.dumps(stored)))
+    assert TrainConfig().generator.fill_changed == "sample"
+    assert config.generator.fill_changed == "off"
+    assert replace(config.generator, fill_changed="sample") == TrainConfig().generator
+
+
 def _stepped_adam(seed: int) -> tuple[torch.nn.Module, torch.optim.Adam]:
     torch.manual_seed(seed)
     net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))

@@ -16,6 +16,7 @@ from semia.losses import (
     semantic_alignment_loss,
 )
 from semia.models import Discriminator, Generator, Segmenter
+from semia.models.generator import fill_changed
 
 K = 4
 
@@ -190,3 +191,51 @@ def test_change_gate_damps_gamma_only_where_labels_differ():
     assert (g_gated.abs() <= g_plain.abs() + 1e-6).all()
     assert (g_gated.abs() < 0.9 * g_plain.abs()).float()[..., 2:14, 2:14].mean() > 0.9
     torch.testing.assert_close(g_gated[..., 24:, 24:], g_plain[..., 24:, 24:])  # far from change
+
+
+@pytest.mark.parametrize("mode", ["mean", "sample"])
+def test_fill_changed_replaces_only_changed_pixels_with_target_class_content(mode):
+    gen = torch.Generator().manual_seed(3)
+    src_ids = torch.zeros(1, 40, 48, dtype=torch.long)  # quadrants of classes 0, 1, 2, 0
+    src_ids[:, :20, 24:] = 1
+    src_ids[:, 20:, :24] = 2  # class K - 1 = 3 is absent from the source
+    tgt_ids = src_ids.clone()
+    tgt_ids[:, 4:16, 10:40] = 2  # paint a rectangle of class 2 over classes 0 and 1
+    tgt_ids[:, 30:, 40:] = K - 1  # and a corner of the absent class
+    # class c's pixels have red channel in [c, c + 0.5): content is traceable to its class
+    image = src_ids[:, None].float().expand(1, 3, 40, 48) + 0.5 * torch.rand(
+        1, 3, 40, 48, generator=gen
+    )
+    src, tgt = _onehot(src_ids), _onehot(tgt_ids)
+    out = fill_changed(image, src, tgt, mode)
+    unchanged = (src_ids == tgt_ids)[:, None].expand_as(image)
+    torch.testing.assert_close(out[unchanged], image[unchanged])  # untouched where layouts agree
+    painted = (tgt_ids == 2) & (src_ids != 2)
+    red = out[:, 0][painted]
+    assert ((red >= 2.0) & (red < 2.5)).all()  # class-2 content only
+    if mode == "sample":
+        assert red.std() > 0.05  # texture, not one flat colour
+        # every filled colour is the colour of some class-2 source pixel
+        pool = image[:, 0][src_ids == 2]
+        assert (red[:, None] == pool[None, :]).any(dim=1).all()
+    else:
+        torch.testing.assert_close(
+            red, torch.full_like(red, float(image[:, 0][src_ids == 2].mean()))
+        )
+    absent = (tgt_ids == K - 1)[:, None].expand_as(image)
+    means = image.mean(dim=(2, 3))[..., None, None].expand_as(image)
+    torch.testing.assert_close(out[absent], means[absent])  # unseen class: the image's mean colour
+    torch.testing.assert_close(fill_changed(image, src, tgt, mode), out)  # deterministic
+
+
+def test_generator_fill_changed_keeps_identity_and_shapes():
+    net = _make(Generator, K, GeneratorConfig(fill_changed="sample"), seed=2)
+    ids = _blocky_ids(1, 37, 53, 4)
+    x = _image(1, 37, 53)
+    out, params = net.translate(x, _onehot(ids), _onehot(ids))
+    assert out.shape == (1, 3, 37, 53)
+    for gamma, beta in params:
+        torch.testing.assert_close(gamma, torch.ones_like(gamma))
+        torch.testing.assert_close(beta, torch.zeros_like(beta))
+    tgt = _blocky_ids(1, 29, 41, 5)
+    assert net(x, _onehot(ids), _onehot(tgt)).shape == (1, 3, 29, 41)

@@ -8,6 +8,10 @@ encoder and decoder normalise their features (per pixel over channels by default
 training on crops and generating on the whole image see the same statistics) and modulate them,
 x -> gamma * norm(x) + beta. A change gate (GeneratorConfig.change_gate) additionally damps gamma
 where the two layouts differ, so that the source content there is suppressed from the start.
+Optionally (GeneratorConfig.fill_changed, on in the default TrainConfig; an addition to the paper)
+the pixels whose label changes enter the image encoder as content of their new class (blocks
+copied from that class's source region) instead of the old content, which removes the ghosts of
+removed objects and gives new regions their class's texture to start from.
 Encoder features are added to the decoder at each level (skip connections).
 
 Identity by construction: the bottlenecks have no biases and only zero-preserving activations, so
@@ -130,6 +134,68 @@ class SFT(nn.Module):
         return gamma, beta
 
 
+FILL_MODES = ("off", "mean", "sample")
+FILL_BLOCK = 8  # side of the blocks copied by fill_changed(mode="sample")
+
+
+def fill_changed(image: Tensor, source: Tensor, target: Tensor, mode: str) -> Tensor:
+    """Replace the pixels whose label changes by content of their target class.
+
+    mode "mean": the class's mean source colour. mode "sample": the target grid is cut into
+    FILL_BLOCK-sized blocks and each block copies, per class, the block of source pixels at a random
+    anchor of that class (a pixel whose copy falls on another class takes its anchor's colour), so
+    the generator starts from the class's texture instead of a flat colour. The random anchors use
+    a fixed seed, so outputs stay deterministic. Where the layouts agree the image is untouched
+    (a reconstruction stays an identity); a class absent from the source takes the mean colour.
+
+    image (B, 3, H, W), source and target (B, K, H, W) one-hot on the same grid.
+    """
+    changed = (source - target).abs().amax(dim=1, keepdim=True)  # (B, 1, H, W), 1 where changed
+    counts = source.sum(dim=(2, 3))  # (B, K)
+    sums = torch.einsum("bchw,bkhw->bkc", image, source)  # (B, K, 3)
+    means = sums / counts.clamp(min=1.0)[..., None]
+    overall = image.mean(dim=(2, 3))[:, None, :]  # (B, 1, 3)
+    means = torch.where(counts[..., None] > 0, means, overall)
+    fill = torch.einsum("bkc,bkhw->bchw", means, target)  # (B, 3, H, W)
+    if mode == "sample":
+        copied, present = _copy_blocks(image, source, target, counts)
+        fill = torch.where(present, copied, fill)
+    return image * (1.0 - changed) + fill * changed
+
+
+def _copy_blocks(
+    image: Tensor, source: Tensor, target: Tensor, counts: Tensor
+) -> tuple[Tensor, Tensor]:
+    """fill_changed's "sample" content (B, 3, H, W) and where it exists (B, 1, H, W) bool."""
+    b, k, h, w = source.shape
+    s = FILL_BLOCK
+    nby, nbx = -(-h // s), -(-w // s)
+    device = image.device
+    gen = torch.Generator(device=device)
+    gen.manual_seed(0)
+    src_ids = source.argmax(1).reshape(b, -1)  # (B, HW)
+    order = torch.argsort(src_ids, dim=1, stable=True)  # pixel indices grouped by class
+    starts = (torch.cumsum(counts, dim=1) - counts).long()  # (B, K) first position of each class
+    n = counts.long()  # (B, K)
+    u = torch.rand(b, k, nby * nbx, generator=gen, device=device)
+    pos = starts[..., None] + (u * n[..., None]).long().clamp(min=0)
+    pos = torch.minimum(pos, (starts + n - 1).clamp(min=0)[..., None])
+    anchors = order.gather(1, pos.reshape(b, -1)).reshape(b, k, nby * nbx)  # flat source pixels
+    ys = torch.arange(h, device=device)[:, None].expand(h, w)
+    xs = torch.arange(w, device=device)[None, :].expand(h, w)
+    block = ((ys // s) * nbx + xs // s).reshape(-1)  # (HW,)
+    tgt_ids = target.argmax(1).reshape(b, -1)  # (B, HW)
+    # the anchor of each pixel's block for the pixel's own target class: (B, HW)
+    anchor = anchors.reshape(b, -1).gather(1, tgt_ids * (nby * nbx) + block)
+    sy = (anchor // w + (ys % s).reshape(-1)).clamp(max=h - 1)
+    sx = (anchor % w + (xs % s).reshape(-1)).clamp(max=w - 1)
+    copy = sy * w + sx  # (B, HW)
+    copy = torch.where(src_ids.gather(1, copy) == tgt_ids, copy, anchor)
+    flat = image.reshape(b, 3, -1)
+    out = flat.gather(2, copy[:, None].expand(-1, 3, -1)).reshape(b, 3, h, w)
+    return out, (n.gather(1, tgt_ids) > 0).reshape(b, 1, h, w)
+
+
 class _ResBlock(nn.Module):
     """Unmodulated residual block at the coarsest level."""
 
@@ -164,6 +230,11 @@ class Generator(nn.Module):
             )
         if config.change_gate < 0:
             raise ValueError(f"GeneratorConfig.change_gate must be >= 0, got {config.change_gate}")
+        if config.fill_changed not in FILL_MODES:
+            raise ValueError(
+                f"GeneratorConfig.fill_changed must be one of {FILL_MODES}, "
+                f"got {config.fill_changed!r}"
+            )
         if config.num_levels < 1:
             raise ValueError(f"GeneratorConfig.num_levels must be >= 1, got {config.num_levels}")
         self.num_classes = num_classes
@@ -235,6 +306,8 @@ class Generator(nn.Module):
             source = F.pad(source, pad, mode="replicate")
             target = F.pad(target, pad, mode="replicate")
 
+        if self.config.fill_changed != "off":
+            image = fill_changed(image, source, target, self.config.fill_changed)
         batch = image.shape[0]
         label_feats = self.label_encoder(torch.cat([source, target], dim=0))  # (2B, C_l, h, w)
         f_src = [f[:batch] for f in label_feats]
