@@ -163,6 +163,27 @@ def test_demo_writes_results_and_sheet(tmp_path):
     assert Image.open(sheet).size[0] > 500
 
 
+def test_demo_on_a_folder_of_scenes(tmp_path):
+    # one scene in the shared layout: img.*, label.*, cond/<target>.* (a JPEG target included)
+    img, lab, tgt = _scene(tmp_path)
+    scene = tmp_path / "scenes" / "meadow"
+    (scene / "cond").mkdir(parents=True)
+    img.rename(scene / "img.png")
+    lab.rename(scene / "label.png")
+    Image.open(tgt).convert("RGB").save(scene / "cond" / "moved.jpg", quality=90)
+    Image.open(scene / "label.png").save(scene / "cond" / "rec.png")
+    (tmp_path / "scenes" / "notes").mkdir()  # a folder that is not a scene is skipped
+    out = tmp_path / "demo"
+    assert main(["demo", "--examples", str(tmp_path / "scenes"), "--out", str(out),
+                 "--gan-iters", "0", "-q", "--threads", "1"]) == 0  # fmt: skip
+    assert sorted(p.name for p in (out / "meadow").iterdir()) == ["moved.png", "rec.png"]
+    source = read_image(scene / "img.png")
+    np.testing.assert_allclose(read_image(out / "meadow" / "rec.png"), source, atol=1 / 255)
+    moved = read_image(out / "meadow" / "moved.png")
+    assert np.abs(moved - source).mean() > 0.02  # the edit changed the picture
+    assert main(["demo", "--examples", str(tmp_path / "scenes" / "notes"), "-q"]) == 2
+
+
 def test_evaluate_json(tmp_path):
     pytest.importorskip("semia.metrics")
     img, lab, tgt = _scene(tmp_path)

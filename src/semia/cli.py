@@ -301,6 +301,23 @@ def _example_root() -> Path:
     return Path(str(resources.files("semia") / "examples"))
 
 
+def _demo_scenes(root: Path) -> list[tuple[str, Path, Path, list[Path]]]:
+    """Scenes under `root`: (name, image, label map, targets) of each folder holding img.*,
+    label.* and cond/<target>.* (the layout of the packaged and the shared example scenes)."""
+    scenes = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        image = next(iter(sorted(folder.glob("img.*"))), None)
+        label = next(iter(sorted(folder.glob("label.*"))), None)
+        targets = sorted(p for p in (folder / "cond").glob("*.*") if not p.name.startswith("."))
+        if image is not None and label is not None and targets:
+            scenes.append((folder.name, image, label, targets))
+    if not scenes:
+        raise InputError(
+            f"{root}: no example scenes (folders with img.*, label.* and cond/<target> maps)"
+        )
+    return scenes
+
+
 def _demo_train_config(iters: int) -> TrainConfig:
     """The default schedule shortened to `iters` iterations (the demo's GAN)."""
     base = TrainConfig()
@@ -325,36 +342,42 @@ def cmd_demo(args: argparse.Namespace) -> int:
     rows: list[list[np.ndarray]] = []
     captions: list[str] = []
     t_start = time.perf_counter()
-    for scene in sorted(p for p in _example_root().iterdir() if p.is_dir()):
-        image, labels = load_scene(scene / "img.png", scene / "label.png", args.max_size)
+    packaged = args.examples is None
+    root = _example_root() if packaged else Path(args.examples)
+    if not root.is_dir():
+        raise InputError(f"--examples {root}: no such folder")
+    # the packaged targets are known to match; other scenes' stray colours map to the nearest label
+    unknown = "error" if packaged else "nearest"
+    for scene_name, image_path, label_path, target_paths in _demo_scenes(root):
+        image, labels = load_scene(image_path, label_path, args.max_size)
         model = None
-        if args.gan_iters > 0 and scene.name == DEMO_GAN_SCENE:
+        if args.gan_iters > 0 and scene_name == DEMO_GAN_SCENE:
             from semia.checkpoint import has_train_state
             from semia.train import train
 
             log.info(
-                "demo: training the SemIA GAN on %s (%d iterations)", scene.name, args.gan_iters
+                "demo: training the SemIA GAN on %s (%d iterations)", scene_name, args.gan_iters
             )
-            bar = _Bar(f"train {scene.name}", args.quiet)
+            bar = _Bar(f"train {scene_name}", args.quiet)
             try:
                 model = train(
-                    image, labels.ids, labels.palette, out / scene.name / "gan-model",
+                    image, labels.ids, labels.palette, out / scene_name / "gan-model",
                     _demo_train_config(args.gan_iters), device=device, seed=args.seed,
-                    resume=has_train_state(out / scene.name / "gan-model"), progress=bar,
+                    resume=has_train_state(out / scene_name / "gan-model"), progress=bar,
                 )  # fmt: skip
             finally:
                 bar.close()
-        for target_path in sorted((scene / "cond").glob("*.png")):
-            target = read_target(target_path, labels, "error", args.max_size)
-            name = f"{scene.name}/{target_path.stem}"
+        for target_path in target_paths:
+            target = read_target(target_path, labels, unknown, args.max_size)
+            name = f"{scene_name}/{target_path.stem}"
             result = _run_analogy(
                 image, labels, target, args.seed, config, device, args.quiet, name
             )
-            write_image(out / scene.name / f"{target_path.stem}.png", result)
+            write_image(out / scene_name / f"{target_path.stem}.png", result)
             row = [image, labels.to_rgb(), target.to_rgb(), result]
             if model is not None:
                 generated = model.generate(target.ids)
-                write_image(out / scene.name / f"{target_path.stem}_gan.png", generated)
+                write_image(out / scene_name / f"{target_path.stem}_gan.png", generated)
                 row.append(generated)
             rows.append(row)
             captions.append(name)
@@ -521,6 +544,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default="semia-demo", help="output folder (default: semia-demo)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument(
+        "--examples",
+        metavar="DIR",
+        help="run on the scenes in DIR instead of the packaged ones (one folder per scene with "
+        "img.*, label.* and cond/<target>.*, e.g. the shared semia-examples)",
+    )
     p.add_argument(
         "--max-size",
         type=int,
