@@ -191,10 +191,35 @@ def _markdown(rows: list[dict], methods: list[str], size: int) -> str:
     summary(
         "Mean per method, reconstruction (target rec)", [r for r in rows if r["target"] == "rec"]
     )
+    lines.extend(_per_scene(rows, methods))
     accs = {r["scene"]: r["labeller_source_accuracy"] for r in rows}
     lines.extend(["", "## Labeller accuracy on each source (ceiling of acc)", ""])
     lines.extend(f"- {scene}: {acc:.3f}" for scene, acc in accs.items())
     return "\n".join(lines) + "\n"
+
+
+def _per_scene(rows: list[dict], methods: list[str]) -> list[str]:
+    """Markdown: per scene, each method's mean acc edit and SWD over the edited targets, and the
+    PSNR of its reconstruction (target rec)."""
+    scenes = list(dict.fromkeys(r["scene"] for r in rows))
+    head = ["scene"] + [f"{m} {c}" for m in methods for c in ("acc edit", "SWD", "rec PSNR")]
+    lines = ["", "## Per scene: mean over its edited targets; PSNR of rec", ""]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for scene in scenes:
+        cells = [scene]
+        for m in methods:
+            mine = [r for r in rows if r["scene"] == scene and r["method"] == m]
+            edited = [r for r in mine if r["target"] != "rec"]
+            acc = [
+                r["label_accuracy_edited"] for r in edited if r["label_accuracy_edited"] is not None
+            ]
+            swd = [r["patch_swd"] for r in edited]
+            psnr = [r["psnr"] for r in mine if r["target"] == "rec" and r.get("psnr") is not None]
+            cells.append(_cell(statistics.fmean(acc) if acc else None, "{:.3f}"))
+            cells.append(_cell(statistics.fmean(swd) if swd else None, "{:.4f}"))
+            cells.append(_cell(psnr[0] if psnr else None, "{:.1f}"))
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
