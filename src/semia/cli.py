@@ -37,7 +37,7 @@ from semia.io import (
 log = logging.getLogger("semia")
 
 DEMO_MAX_SIZE = 192  # longest side of the packaged scenes in `semia demo`
-DEMO_GAN_ITERS = 300  # GAN iterations in `semia demo`: about two minutes on 2 CPU cores
+DEMO_GAN_ITERS = 300  # GAN iterations in `semia demo` (a shortened default schedule)
 DEMO_GAN_SCENE = "tree"  # the packaged scene the demo trains the GAN on
 
 # ----------------------------------------------------------------------------------------------

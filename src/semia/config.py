@@ -88,7 +88,7 @@ class SegmenterConfig:
 class AugmentConfig:
     """Progressive joint augmentation of (image, labels) (semia.augment)."""
 
-    ramp_iters: int = 400  # strength ramps linearly from 0 to 1 over this many iterations
+    ramp_iters: int = 800  # strength ramps linearly from 0 to 1 over this many iterations
     max_scale: float = 0.2  # largest zoom-in at full strength (0.2 = +20 %)
     flip_prob: float = 0.5  # horizontal flip probability at full strength (scaled by strength)
     tps_grid: int = 3  # thin-plate-spline control points per side (tps_grid x tps_grid)
@@ -131,9 +131,9 @@ class TrainConfig:
     `TrainConfig.original()` gives the published schedule (slow: hours on a CPU).
     """
 
-    iters: int = 800  # training iterations in total
+    iters: int = 1600  # training iterations in total
     crop_size: int = 128  # side of the aligned random crops of the first phase (0 = whole image)
-    full_size_iters: int = 150  # last iterations on the whole image (0 = crops to the end)
+    full_size_iters: int = 300  # last iterations on the whole image (0 = crops to the end)
     rec_every: int = 3  # every n-th iteration is a zero-reconstruction step (original: 5)
     g_steps: int = 1  # generator updates per sample iteration (original: 10)
     d_steps: int = 1  # discriminator updates per sample iteration, before G's (original: 2)
