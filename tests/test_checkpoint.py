@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from dataclasses import replace
 
 import numpy as np
@@ -19,6 +21,19 @@ def test_atomic_write_replaces_and_leaves_no_temp_files(tmp_path):
     ckpt.atomic_write_bytes(path, b"two")
     assert path.read_bytes() == b"two"
     assert sorted(p.name for p in path.parent.iterdir()) == ["f.bin"]
+
+
+def test_atomic_writes_get_the_permissions_of_a_new_file(tmp_path):
+    from semia.io import write_image
+
+    umask = os.umask(0o022)
+    try:
+        ckpt.atomic_write_text(tmp_path / "a.json", "{}")
+        write_image(tmp_path / "b.png", np.zeros((4, 4, 3), np.float32))
+    finally:
+        os.umask(umask)
+    for name in ("a.json", "b.png"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
 
 
 def test_config_roundtrip_through_json():

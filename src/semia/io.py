@@ -749,13 +749,22 @@ def load_scene(
 # Writing
 
 
-def _atomic_save(path: Path, save) -> None:
-    """Call save(tmp_path) then move the finished file into place."""
+def atomic_save(path: str | Path, save) -> None:
+    """Call save(tmp_path) on a temporary file beside `path`, then move it into place.
+
+    The finished file gets the usual permissions of a new file (0666 minus the umask; mkstemp
+    alone would leave it readable by its owner only). On any error, or Ctrl-C, the temporary file
+    is removed and an existing `path` is left as it was.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:
         save(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -784,7 +793,7 @@ def write_image(path: str | Path, image: np.ndarray) -> Path:
     array = image if image.dtype == np.uint8 else to_uint8(image)
     im = Image.fromarray(array)
     options = {"quality": 95} if suffix in (".jpg", ".jpeg", ".webp") else {}
-    _atomic_save(path, lambda tmp: im.save(tmp, **options))
+    atomic_save(path, lambda tmp: im.save(tmp, **options))
     return path
 
 
