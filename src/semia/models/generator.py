@@ -136,17 +136,21 @@ class SFT(nn.Module):
 
 FILL_MODES = ("off", "mean", "sample")
 FILL_BLOCK = 8  # side of the blocks copied by fill_changed(mode="sample")
+FILL_CANDIDATES = 32  # random source anchors drawn per block and class; the nearest one is used
+FILL_HEIGHT_WEIGHT = 4  # weight of the vertical distance against the horizontal one (nearest)
 
 
 def fill_changed(image: Tensor, source: Tensor, target: Tensor, mode: str) -> Tensor:
     """Replace the pixels whose label changes by content of their target class.
 
     mode "mean": the class's mean source colour. mode "sample": the target grid is cut into
-    FILL_BLOCK-sized blocks and each block copies, per class, the block of source pixels at a random
-    anchor of that class (a pixel whose copy falls on another class takes its anchor's colour), so
-    the generator starts from the class's texture instead of a flat colour. The random anchors use
-    a fixed seed, so outputs stay deterministic. Where the layouts agree the image is untouched
-    (a reconstruction stays an identity); a class absent from the source takes the mean colour.
+    FILL_BLOCK-sized blocks and each block copies, per class, the block of source pixels at an
+    anchor of that class (of FILL_CANDIDATES random pixels of the class, the one nearest to the
+    block, height counting most; a pixel whose copy falls on another class takes its anchor's
+    colour), so the generator starts from the class's texture instead of a flat colour. The
+    random anchors use a fixed seed, so outputs stay deterministic. Where the layouts agree the
+    image is untouched (a reconstruction stays an identity); a class absent from the source takes
+    the mean colour.
 
     image (B, 3, H, W), source and target (B, K, H, W) one-hot on the same grid.
     """
@@ -177,10 +181,18 @@ def _copy_blocks(
     order = torch.argsort(src_ids, dim=1, stable=True)  # pixel indices grouped by class
     starts = (torch.cumsum(counts, dim=1) - counts).long()  # (B, K) first position of each class
     n = counts.long()  # (B, K)
-    u = torch.rand(b, k, nby * nbx, generator=gen, device=device)
-    pos = starts[..., None] + (u * n[..., None]).long().clamp(min=0)
-    pos = torch.minimum(pos, (starts + n - 1).clamp(min=0)[..., None])
-    anchors = order.gather(1, pos.reshape(b, -1)).reshape(b, k, nby * nbx)  # flat source pixels
+    nb, c = nby * nbx, FILL_CANDIDATES
+    u = torch.rand(b, k, nb, c, generator=gen, device=device)
+    pos = starts[..., None, None] + (u * n[..., None, None]).long().clamp(min=0)
+    pos = torch.minimum(pos, (starts + n - 1).clamp(min=0)[..., None, None])
+    candidates = order.gather(1, pos.reshape(b, -1)).reshape(b, k, nb, c)  # flat source pixels
+    # keep the candidate closest to the block (height weighted most: skies and grounds change
+    # with height), so that copied blocks match their surroundings instead of being patchy
+    blocks = torch.arange(nb, device=device)
+    dy = (candidates // w - (blocks // nbx * s)[:, None]).abs()
+    dx = (candidates % w - (blocks % nbx * s)[:, None]).abs()
+    best = (FILL_HEIGHT_WEIGHT * dy + dx).argmin(dim=-1, keepdim=True)  # (B, K, nb, 1)
+    anchors = candidates.gather(3, best).squeeze(3)  # (B, K, nb)
     ys = torch.arange(h, device=device)[:, None].expand(h, w)
     xs = torch.arange(w, device=device)[None, :].expand(h, w)
     block = ((ys // s) * nbx + xs // s).reshape(-1)  # (HW,)
