@@ -147,10 +147,11 @@ def fill_changed(image: Tensor, source: Tensor, target: Tensor, mode: str) -> Te
     FILL_BLOCK-sized blocks and each block copies, per class, the block of source pixels at an
     anchor of that class (of FILL_CANDIDATES random pixels of the class, the one nearest to the
     block, height counting most; a pixel whose copy falls on another class takes its anchor's
-    colour), so the generator starts from the class's texture instead of a flat colour. The
-    random anchors use a fixed seed, so outputs stay deterministic. Where the layouts agree the
-    image is untouched (a reconstruction stays an identity); a class absent from the source takes
-    the mean colour.
+    colour), so the generator starts from the class's texture instead of a flat colour; the
+    blocks' mean colours are then smoothed per class (_smooth_block_means), so no patchwork of
+    light and dark blocks remains. The random anchors use a fixed seed (deterministic outputs).
+    Where the layouts agree the image is untouched (a reconstruction stays an identity); a class
+    absent from the source takes the mean colour.
 
     image (B, 3, H, W), source and target (B, K, H, W) one-hot on the same grid.
     """
@@ -163,7 +164,7 @@ def fill_changed(image: Tensor, source: Tensor, target: Tensor, mode: str) -> Te
     fill = torch.einsum("bkc,bkhw->bchw", means, target)  # (B, 3, H, W)
     if mode == "sample":
         copied, present = _copy_blocks(image, source, target, counts)
-        fill = torch.where(present, copied, fill)
+        fill = torch.where(present, _smooth_block_means(copied, target), fill)
     return image * (1.0 - changed) + fill * changed
 
 
@@ -206,6 +207,35 @@ def _copy_blocks(
     flat = image.reshape(b, 3, -1)
     out = flat.gather(2, copy[:, None].expand(-1, 3, -1)).reshape(b, 3, h, w)
     return out, (n.gather(1, tgt_ids) > 0).reshape(b, 1, h, w)
+
+
+def _smooth_block_means(fill: Tensor, target: Tensor) -> Tensor:
+    """Replace the mean colour of every FILL_BLOCK block (per target class) by a smooth field.
+
+    Blocks copied from different places differ in brightness; without this the generator learns
+    to reproduce the patchwork. Per class, the block means are interpolated bilinearly between
+    block centres (normalised by the class's share of each block, so classes do not bleed into
+    each other) and each pixel's own block mean is swapped for that interpolation.
+    """
+    b, k, h, w = target.shape
+    s = FILL_BLOCK
+    pad = (0, (-w) % s, 0, (-h) % s)
+    values = F.pad(fill[:, None] * target[:, :, None], pad)  # (B, K, 3, Hp, Wp)
+    weights = F.pad(target, pad)  # (B, K, Hp, Wp)
+    hp, wp = weights.shape[-2:]
+    sums = F.avg_pool2d(values.reshape(b, k * 3, hp, wp), s).reshape(b, k, 3, hp // s, wp // s)
+    shares = F.avg_pool2d(weights, s)[:, :, None]  # (B, K, 1, nby, nbx)
+    own = sums / shares.clamp(min=1e-6)  # each block's mean per class
+
+    def up(x: Tensor, mode: str) -> Tensor:
+        flat = x.reshape(b, -1, hp // s, wp // s)
+        kw = {"align_corners": False} if mode == "bilinear" else {}
+        out = F.interpolate(flat, size=(hp, wp), mode=mode, **kw)
+        return out.reshape(b, k, -1, hp, wp)[..., :h, :w]
+
+    smooth = up(sums, "bilinear") / up(shares, "bilinear").clamp(min=1e-6)
+    shift = torch.einsum("bkchw,bkhw->bchw", smooth - up(own, "nearest"), target)
+    return fill + shift
 
 
 class _ResBlock(nn.Module):
