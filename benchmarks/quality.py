@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semia.io import load_scene, read_target, write_image
+from semia.io import InputError, find_scenes, load_scene, read_target, write_image
 from semia.metrics import evaluate
 from semia.sheet import make_sheet
 
@@ -118,16 +118,6 @@ def _available(names: list[str]) -> dict[str, Method]:
                 continue
         chosen[name] = METHODS[name]
     return chosen
-
-
-def _scene_files(data: Path, scene: str) -> tuple[Path, Path, list[Path]]:
-    folder = data / scene
-    image = next(iter(sorted(folder.glob("img.*"))), None)
-    label = next(iter(sorted(folder.glob("label.*"))), None)
-    if image is None or label is None:
-        raise SystemExit(f"{folder}: expected img.* and label.* files")
-    targets = sorted(p for p in (folder / "cond").glob("*.*") if not p.name.startswith("."))
-    return image, label, targets
 
 
 COLUMNS = (
@@ -250,7 +240,14 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.data.is_dir():
         raise SystemExit(f"example scenes not found at {args.data}; pass --data")
-    scenes = args.scenes or sorted(p.name for p in args.data.iterdir() if (p / "cond").is_dir())
+    try:
+        found = {name: files for name, *files in find_scenes(args.data)}
+    except InputError as err:
+        raise SystemExit(str(err)) from None
+    scenes = args.scenes or list(found)
+    missing = [name for name in scenes if name not in found]
+    if missing:
+        raise SystemExit(f"{args.data}: no scene {', '.join(missing)} (img.*, label.*, cond/)")
     methods = _available(args.methods)
     out: Path = args.out
     (out / "outputs").mkdir(parents=True, exist_ok=True)
@@ -260,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     captions: list[str] = []
     teaser: dict[str, list[np.ndarray]] = {}
     for scene in scenes:
-        image_path, label_path, target_paths = _scene_files(args.data, scene)
+        image_path, label_path, target_paths = found[scene]
         image, label_map = load_scene(image_path, label_path, args.size)
         k = label_map.num_classes
         for target_path in target_paths:

@@ -26,6 +26,7 @@ from semia.io import (
     IMAGE_SUFFIXES,
     InputError,
     LabelMap,
+    find_scenes,
     load_scene,
     match_target,
     read_image,
@@ -301,23 +302,6 @@ def _example_root() -> Path:
     return Path(str(resources.files("semia") / "examples"))
 
 
-def _demo_scenes(root: Path) -> list[tuple[str, Path, Path, list[Path]]]:
-    """Scenes under `root`: (name, image, label map, targets) of each folder holding img.*,
-    label.* and cond/<target>.* (the layout of the packaged and the shared example scenes)."""
-    scenes = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        image = next(iter(sorted(folder.glob("img.*"))), None)
-        label = next(iter(sorted(folder.glob("label.*"))), None)
-        targets = sorted(p for p in (folder / "cond").glob("*.*") if not p.name.startswith("."))
-        if image is not None and label is not None and targets:
-            scenes.append((folder.name, image, label, targets))
-    if not scenes:
-        raise InputError(
-            f"{root}: no example scenes (folders with img.*, label.* and cond/<target> maps)"
-        )
-    return scenes
-
-
 def _demo_train_config(iters: int) -> TrainConfig:
     """The default schedule shortened to `iters` iterations (the demo's GAN)."""
     base = TrainConfig()
@@ -348,7 +332,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise InputError(f"--examples {root}: no such folder")
     # the packaged targets are known to match; other scenes' stray colours map to the nearest label
     unknown = "error" if packaged else "nearest"
-    for scene_name, image_path, label_path, target_paths in _demo_scenes(root):
+    for scene_name, image_path, label_path, target_paths in find_scenes(root):
         image, labels = load_scene(image_path, label_path, args.max_size)
         model = None
         if args.gan_iters > 0 and scene_name == DEMO_GAN_SCENE:

@@ -723,6 +723,29 @@ def read_target(
     return target
 
 
+def find_scenes(root: str | Path) -> list[tuple[str, Path, Path, list[Path]]]:
+    """Scenes under `root`, one folder each holding img.*, label.* and cond/<target>.* (the
+    layout of the packaged and the shared example scenes): (name, image, label map, targets),
+    sorted by name; folders without that layout are skipped.
+
+    Raises:
+        InputError: `root` holds no such folder.
+    """
+    root = Path(root)
+    scenes = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        image = next(iter(sorted(folder.glob("img.*"))), None)
+        label = next(iter(sorted(folder.glob("label.*"))), None)
+        targets = sorted(p for p in (folder / "cond").glob("*.*") if not p.name.startswith("."))
+        if image is not None and label is not None and targets:
+            scenes.append((folder.name, image, label, targets))
+    if not scenes:
+        raise InputError(
+            f"{root}: no example scenes (folders with img.*, label.* and cond/<target> maps)"
+        )
+    return scenes
+
+
 def load_scene(
     image_path: str | Path, label_path: str | Path, max_size: int | None = 512
 ) -> tuple[np.ndarray, LabelMap]:
