@@ -9,6 +9,8 @@ DIR/results.json (every metric of every row), DIR/sheet.png (rows: scene / targe
 source | target labels | each method) and DIR/outputs/<scene>_<target>_<method>.png.
 With --teaser zebra/1 tree/2 ..., also DIR/teaser.png: those rows only, as source | source labels
 | target labels | each non-baseline method (the README's picture).
+With --gan-seeds 0 1 2, the GAN is trained once per seed (methods gan-s0, gan-s1, ...) and the
+summary tables get a "gan mean" row pooling them: single-image GANs vary from seed to seed.
 
 Baselines give every number its context: "copy" returns the source unchanged (perfect appearance,
 wrong layout wherever the target differs) and "mean-colour" fills each target region with its
@@ -19,6 +21,7 @@ itself: there the source image is the ground truth, so PSNR / SSIM are reported 
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import logging
@@ -120,6 +123,39 @@ def _available(names: list[str]) -> dict[str, Method]:
     return chosen
 
 
+def _per_seed(methods: dict[str, Method], seeds: list[int]) -> dict[str, Method]:
+    """Replace "gan" by one method per training seed, named gan-s<seed>."""
+    out: dict[str, Method] = {}
+    for name, method in methods.items():
+        if name != "gan":
+            out[name] = method
+            continue
+        for seed in seeds:
+            out[f"gan-s{seed}"] = functools.partial(_gan_with_seed, seed)
+    return out
+
+
+def _gan_with_seed(
+    fixed: int, image: np.ndarray, labels: np.ndarray, target: np.ndarray, k: int, seed: int
+) -> np.ndarray:
+    return gan(image, labels, target, k, fixed)
+
+
+def _teaser_methods(methods: list[str]) -> list[str]:
+    """The teaser's columns: no baselines, and the GAN of the first seed only."""
+    seeded = [m for m in methods if m.startswith("gan-s")]
+    return [m for m in methods if m not in BASELINES and (m not in seeded or m == seeded[0])]
+
+
+def _groups(methods: list[str]) -> list[tuple[str, list[str]]]:
+    """Rows of the summary tables: each method, plus 'gan mean' pooling all gan-s<seed>."""
+    groups = [(m, [m]) for m in methods]
+    seeded = [m for m in methods if m.startswith("gan-s")]
+    if len(seeded) > 1:
+        groups.append(("gan mean", seeded))
+    return groups
+
+
 COLUMNS = (
     ("label_accuracy", "acc", "{:.3f}"),
     ("label_accuracy_edited", "acc edit", "{:.3f}"),
@@ -165,8 +201,8 @@ def _markdown(rows: list[dict], methods: list[str], size: int) -> str:
             ["", f"## {title}", "", "| method | n | " + " | ".join(c[1] for c in COLUMNS) + " |"]
         )
         lines.append("|" + "---|" * (len(COLUMNS) + 2))
-        for m in methods:
-            mine = [r for r in subset if r["method"] == m]
+        for m, members in _groups(methods):
+            mine = [r for r in subset if r["method"] in members]
             if not mine:
                 continue
             cells = [m, str(len(mine))]
@@ -192,13 +228,14 @@ def _per_scene(rows: list[dict], methods: list[str]) -> list[str]:
     """Markdown: per scene, each method's mean acc edit and SWD over the edited targets, and the
     PSNR of its reconstruction (target rec)."""
     scenes = list(dict.fromkeys(r["scene"] for r in rows))
-    head = ["scene"] + [f"{m} {c}" for m in methods for c in ("acc edit", "SWD", "rec PSNR")]
+    groups = _groups(methods)
+    head = ["scene"] + [f"{m} {c}" for m, _ in groups for c in ("acc edit", "SWD", "rec PSNR")]
     lines = ["", "## Per scene: mean over its edited targets; PSNR of rec", ""]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for scene in scenes:
         cells = [scene]
-        for m in methods:
-            mine = [r for r in rows if r["scene"] == scene and r["method"] == m]
+        for _, members in groups:
+            mine = [r for r in rows if r["scene"] == scene and r["method"] in members]
             edited = [r for r in mine if r["target"] != "rec"]
             acc = [
                 r["label_accuracy_edited"] for r in edited if r["label_accuracy_edited"] is not None
@@ -207,7 +244,7 @@ def _per_scene(rows: list[dict], methods: list[str]) -> list[str]:
             psnr = [r["psnr"] for r in mine if r["target"] == "rec" and r.get("psnr") is not None]
             cells.append(_cell(statistics.fmean(acc) if acc else None, "{:.3f}"))
             cells.append(_cell(statistics.fmean(swd) if swd else None, "{:.4f}"))
-            cells.append(_cell(psnr[0] if psnr else None, "{:.1f}"))
+            cells.append(_cell(statistics.fmean(psnr) if psnr else None, "{:.1f}"))
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -227,6 +264,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--methods", nargs="*", default=list(METHODS), help="methods to run")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--gan-seeds",
+        nargs="+",
+        type=int,
+        default=None,
+        metavar="S",
+        help="train the GAN with each seed (methods gan-sS, plus a 'gan mean' summary row)",
+    )
     parser.add_argument(
         "--teaser", nargs="*", default=[], metavar="SCENE/TARGET", help="rows of DIR/teaser.png"
     )
@@ -249,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         raise SystemExit(f"{args.data}: no scene {', '.join(missing)} (img.*, label.*, cond/)")
     methods = _available(args.methods)
+    if "gan" in methods and args.gan_seeds and len(args.gan_seeds) > 1:
+        methods = _per_seed(methods, args.gan_seeds)
     out: Path = args.out
     (out / "outputs").mkdir(parents=True, exist_ok=True)
 
@@ -296,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
             captions.append(f"{scene} / {name}")
             if f"{scene}/{name}" in args.teaser:
                 outputs = zip(methods, sheet_row[2:], strict=True)
-                shown = [o for m, o in outputs if m not in BASELINES]
+                shown = [o for m, o in outputs if m in _teaser_methods(list(methods))]
                 teaser[f"{scene}/{name}"] = [image, label_map.to_rgb(), target.to_rgb(), *shown]
     if not rows:
         raise SystemExit("nothing was run; check --scenes / --targets / --methods")
@@ -310,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         missing = [r for r in args.teaser if r not in teaser]
         if missing:
             print(f"teaser rows not run: {', '.join(missing)}")
-        names = [m for m in methods if m not in BASELINES]
+        names = ["gan" if m.startswith("gan-s") else m for m in _teaser_methods(list(methods))]
         rows_ = [teaser[r] for r in args.teaser if r in teaser]
         titles = ["source", "source labels", "target labels", *names]
         write_image(out / "teaser.png", make_sheet(rows_, titles, cell_height=144))

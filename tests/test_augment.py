@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from semia.augment import augment_pair, augment_strength, tps_grid
+from semia.augment import augment_pair, augment_strength, paste_regions, tps_grid
 from semia.config import AugmentConfig
 
 
@@ -113,3 +113,38 @@ def test_bad_inputs():
         augment_pair(image, ids.int(), 0.5, AugmentConfig(), gen)
     with pytest.raises(ValueError, match="strength"):
         augment_pair(image, ids, 1.5, AugmentConfig(), gen)
+
+
+def test_paste_moves_real_content_where_the_class_changes():
+    # image = a colour per class plus a per-pixel code: every changed pixel must hold the colour
+    # of its new class (a real pixel of that class, copied with its code), unchanged pixels keep
+    # their content exactly, and a large region changes class
+    _, ids = _pair(batch=4, height=48, width=64, classes=3, seed=4)
+    palette = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    image = palette[ids].permute(0, 3, 1, 2).clone()
+    code = torch.arange(48 * 64, dtype=torch.float32).reshape(1, 48, 64) / (48 * 64)
+    image[:, 2] = code  # blue channel = where the pixel came from
+    cfg = AugmentConfig(paste_prob=1.0, paste_min=0.3, paste_max=0.5)
+    out_img, out_ids = paste_regions(image, ids, 1.0, cfg, torch.Generator().manual_seed(5))
+    changed = out_ids != ids
+    assert changed.float().mean() > 0.02
+    same = ~changed[:, None].expand_as(image)
+    assert torch.equal(out_img[same], image[same])
+    assert torch.equal(out_img[:, :2].permute(0, 2, 3, 1), palette[out_ids][..., :2])
+    # the moved pixels form a shifted copy: each changed pixel's code is another position's
+    moved_codes = out_img[:, 2][changed]
+    assert (moved_codes != image[:, 2][changed]).all()
+    # the inputs are untouched and the draws are seeded
+    again = paste_regions(image, ids, 1.0, cfg, torch.Generator().manual_seed(5))
+    assert torch.equal(again[0], out_img) and torch.equal(again[1], out_ids)
+    assert not torch.equal(out_ids, ids) and torch.equal(ids, _pair(4, 48, 64, 3, 4)[1])
+
+
+def test_paste_off_or_zero_strength_is_identity():
+    image, ids = _pair()
+    gen = torch.Generator().manual_seed(0)
+    for strength, prob in ((0.0, 1.0), (1.0, 0.0)):
+        out_img, out_ids = paste_regions(image, ids, strength, AugmentConfig(paste_prob=prob), gen)
+        assert torch.equal(out_img, image) and torch.equal(out_ids, ids)
+    # nothing was drawn: the generator state is where it started
+    assert torch.equal(gen.get_state(), torch.Generator().manual_seed(0).get_state())

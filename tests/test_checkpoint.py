@@ -54,15 +54,18 @@ def test_config_from_dict_defaults_missing_and_ignores_unknown_fields():
     assert config == replace(TrainConfig(iters=5), loss_weights=LossWeights(gan=0.5))
 
 
-def test_models_stored_before_fill_changed_load_without_it():
-    # a generator config written before the field existed means the old behaviour ("off"),
-    # not the current training default ("sample")
+def test_models_stored_before_the_fill_options_load_without_them():
+    # a generator config written before a field existed means the old behaviour ("off", anchors
+    # anywhere, no dilation), not the current training default
     stored = ckpt.config_to_dict(TrainConfig())
-    del stored["generator"]["fill_changed"]
+    for key in ("fill_changed", "fill_margin", "fill_dilate"):
+        del stored["generator"][key]
     config = ckpt.config_from_dict(TrainConfig, json.loads(json.dumps(stored)))
-    assert TrainConfig().generator.fill_changed == "sample"
-    assert config.generator.fill_changed == "off"
-    assert replace(config.generator, fill_changed="sample") == TrainConfig().generator
+    new = TrainConfig().generator
+    assert (new.fill_changed, new.fill_margin, new.fill_dilate) == ("sample", 2, 2)
+    old = config.generator
+    assert (old.fill_changed, old.fill_margin, old.fill_dilate) == ("off", -1, 0)
+    assert replace(old, fill_changed="sample", fill_margin=2, fill_dilate=2) == new
 
 
 def _stepped_adam(seed: int) -> tuple[torch.nn.Module, torch.optim.Adam]:

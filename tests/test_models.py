@@ -210,6 +210,19 @@ def test_fill_changed_replaces_only_changed_pixels_with_target_class_content(mod
     out = fill_changed(image, src, tgt, mode)
     unchanged = (src_ids == tgt_ids)[:, None].expand_as(image)
     torch.testing.assert_close(out[unchanged], image[unchanged])  # untouched where layouts agree
+    # with dilation, the pixels next to a change are filled too, those farther stay untouched
+    dilated = fill_changed(image, src, tgt, mode, dilate=2)
+    far = F.max_pool2d((src_ids != tgt_ids)[:, None].float(), 5, stride=1, padding=2) == 0
+    near = ~far & (src_ids == tgt_ids)[:, None]
+    torch.testing.assert_close(dilated[far.expand_as(image)], image[far.expand_as(image)])
+    ring = (near & (tgt_ids == 0)[:, None])[:, 0]  # class-0 pixels next to the change
+    assert ring.sum() > 20
+    red_ring = dilated[:, 0][ring]
+    assert not torch.equal(red_ring, image[:, 0][ring])  # refilled ...
+    assert ((red_ring > -0.5) & (red_ring < 1.0)).all()  # ... with class-0 content
+    if mode == "mean":
+        pool0 = float(image[:, 0][src_ids == 0].mean())
+        torch.testing.assert_close(red_ring, torch.full_like(red_ring, pool0))
     painted = (tgt_ids == 2) & (src_ids != 2)
     red = out[:, 0][painted]
     pool = image[:, 0][src_ids == 2]
@@ -253,6 +266,36 @@ def test_fill_changed_samples_blocks_from_the_same_height():
     out = fill_changed(image, _onehot(src_ids, 2), _onehot(tgt_ids, 2), "sample")
     error = (out[0, 0, 16:48, 32:64] - rows[16:48, 32:64]).abs().mean()
     assert error < 0.08  # uniform random anchors over the sky: about 0.3
+
+
+def test_fill_margin_copies_no_border_pixels():
+    # class 1 is a square whose 2-pixel rim is white (a halo blending into the sky) and whose
+    # interior is dark: with anchors inside the class, a new class-1 region gets no white
+    h, w = 64, 96
+    src_ids = torch.zeros(1, h, w, dtype=torch.long)
+    src_ids[:, 8:56, 8:48] = 1
+    image = torch.full((1, 3, h, w), 0.8)  # sky
+    image[:, :, 8:56, 8:48] = 1.0  # rim ...
+    image[:, :, 10:54, 10:46] = -0.5 + 0.1 * torch.rand(1, 3, 44, 36)  # ... around dark content
+    tgt_ids = src_ids.clone()
+    tgt_ids[:, 8:56, 56:90] = 1  # a second object of class 1 in the sky
+    src, tgt = _onehot(src_ids, 2), _onehot(tgt_ids, 2)
+    new = (tgt_ids == 1) & (src_ids == 0)
+    anywhere = fill_changed(image, src, tgt, "sample")[:, 0][new]
+    inside = fill_changed(image, src, tgt, "sample", margin=2)[:, 0][new]
+    assert (anywhere > 0.5).float().mean() > 0.05  # rim pixels copied in the old way
+    assert inside.max() < 0.0  # only interior content (smoothing keeps it near -0.45)
+    assert abs(float(inside.mean()) + 0.45) < 0.05
+    # a class too thin for interior anchors still gets filled from all of its pixels
+    thin_ids = torch.zeros(1, h, w, dtype=torch.long)
+    thin_ids[:, 30:33, :] = 1
+    thin_tgt = thin_ids.clone()
+    thin_tgt[:, 40:50, 10:20] = 1
+    image = torch.full((1, 3, h, w), 0.8)
+    image[:, :, 30:33] = 0.3 + 0.1 * torch.rand(1, 3, 3, w)
+    out = fill_changed(image, _onehot(thin_ids, 2), _onehot(thin_tgt, 2), "sample", margin=2)
+    filled = out[:, 0, 40:50, 10:20]
+    assert filled.min() > 0.25 and filled.max() < 0.45
 
 
 def test_smoothed_block_means_remove_seams_but_keep_texture_and_classes():

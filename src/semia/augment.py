@@ -12,6 +12,10 @@ together. The grid maps output coordinates to input coordinates (normalised to [
   interpolated by a thin-plate spline (a small linear system solved with torch.linalg.solve);
 - rotation and extra shift: up to strength * max_rotation degrees / strength * max_shift.
 Out-of-image samples are reflected. Strength 0 returns the inputs unchanged (exactly).
+
+paste_regions (an addition to the paper, AugmentConfig.paste_prob) then copies a random rectangle
+of the pair to another place, onto the pixels whose class it changes: large class changes with
+real texture, which warps alone never produce.
 """
 
 from __future__ import annotations
@@ -182,3 +186,45 @@ def augment_pair(
         align_corners=False,
     )
     return image_aug, labels_aug[:, 0].round().long()  # (B, 1, H, W) -> (B, H, W)
+
+
+def paste_regions(
+    image: Tensor,
+    labels: Tensor,
+    strength: float,
+    config: AugmentConfig,
+    generator: torch.Generator,
+) -> tuple[Tensor, Tensor]:
+    """Copy a random rectangle of (image, labels) to another place, where its class differs.
+
+    Large edits (a mountain raised into the sky, an object moved) change the class of big regions,
+    while warps only change thin strips along the class borders. With probability
+    strength * paste_prob per sample, a rectangle (sides paste_min..paste_max of the image's) is
+    copied to a random other position, but only onto the pixels whose class it changes: the result
+    is a real image with a consistent label map in which large regions hold real texture of a new
+    class, the training signal the generator needs for large edits. Pixels whose class stays keep
+    their content, so a label map that agrees with the source still means "unchanged".
+
+    Args and returns as augment_pair.
+    """
+    if strength == 0.0 or config.paste_prob <= 0.0:
+        return image, labels
+    batch, _, height, width = image.shape
+    draws = _uniform(batch * 7, 0.0, 1.0, generator).reshape(batch, 7).tolist()
+    image, labels = image.clone(), labels.clone()
+    for b, (u_do, u_h, u_w, u_ys, u_xs, u_yd, u_xd) in enumerate(draws):
+        if u_do >= strength * config.paste_prob:
+            continue
+        span = config.paste_max - config.paste_min
+        hh = max(1, min(height, round(height * (config.paste_min + span * u_h))))
+        ww = max(1, min(width, round(width * (config.paste_min + span * u_w))))
+        ys, xs = int(u_ys * (height - hh + 1)), int(u_xs * (width - ww + 1))
+        yd, xd = int(u_yd * (height - hh + 1)), int(u_xd * (width - ww + 1))
+        src_lab = labels[b, ys : ys + hh, xs : xs + ww].clone()
+        src_img = image[b, :, ys : ys + hh, xs : xs + ww].clone()
+        dst_lab = labels[b, yd : yd + hh, xd : xd + ww]
+        dst_img = image[b, :, yd : yd + hh, xd : xd + ww]
+        moved = src_lab != dst_lab
+        dst_img.copy_(torch.where(moved[None], src_img, dst_img))
+        dst_lab.copy_(torch.where(moved, src_lab, dst_lab))
+    return image, labels

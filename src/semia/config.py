@@ -61,6 +61,8 @@ class GeneratorConfig:
     skip_connections: bool = True  # add encoder features to the decoder at each level (U-Net-like)
     change_gate: float = 1.0  # initial a of the SFT gate gamma *= exp(-a |log-ratio|) (0 = off)
     fill_changed: str = "off"  # G input where labels change: off (paper) | mean | sample (blocks)
+    fill_margin: int = -1  # "sample": anchors this far inside their class (-1 = anywhere in it)
+    fill_dilate: int = 0  # also fill the pixels this close to a change (old borders blend)
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,9 @@ class AugmentConfig:
     tps_offset: float = 0.02  # largest TPS control-point offset, fraction of the width / height
     max_rotation: float = 0.0  # largest rotation in degrees at full strength (0 = off)
     max_shift: float = 0.0  # largest extra shift, fraction of the size at full strength (0 = off)
+    paste_prob: float = 0.5  # sample steps: chance (times strength) of a pasted region (0 = off)
+    paste_min: float = 0.15  # smallest pasted rectangle side, fraction of the image side
+    paste_max: float = 0.4  # largest pasted rectangle side, fraction of the image side
 
 
 @dataclass(frozen=True)
@@ -152,7 +157,9 @@ class TrainConfig:
     # pixels filled with blocks of their new class: no ghosts of removed objects, and edited
     # regions read back as their class far more often (building: acc edit 0.74 -> 0.90)
     generator: GeneratorConfig = field(
-        default_factory=lambda: GeneratorConfig(norm="pixel", fill_changed="sample")
+        default_factory=lambda: GeneratorConfig(
+            norm="pixel", fill_changed="sample", fill_margin=2, fill_dilate=2
+        )
     )
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)  # D network
     segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)  # S architecture
@@ -173,7 +180,7 @@ class TrainConfig:
             s_every=5,
             lr=0.01,
             decay_start=0.4,
-            augment=replace(AugmentConfig(), ramp_iters=1000),
+            augment=replace(AugmentConfig(), ramp_iters=1000, paste_prob=0.0),
             generator=replace(cls().generator, fill_changed="off"),  # G sees the source pixels
         )
 

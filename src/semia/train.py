@@ -4,7 +4,8 @@ One iteration (`TrainConfig` holds every knob; `LossWeights` every loss weight, 
 
 1. Data. An aligned random crop of (I, P) (first phase; the last `full_size_iters` iterations use
    the whole image, since G is fully convolutional the crop-trained weights carry over), then the
-   progressive joint augmentation (I_aug, P_aug) whose strength ramps up over the first iterations.
+   progressive joint augmentation (I_aug, P_aug) whose strength ramps up over the first iterations;
+   on sample steps a pasted region may add a large class change (augment.paste_regions).
 2. Every `rec_every`-th iteration is a zero-reconstruction step: G(I_aug, P_aug, P_aug) must return
    I_aug (L1) while the fixed-point loss pushes every SFT (gamma, beta) to (1, 0).
 3. The others are sample steps: G(I, P, P_aug) must look like the real I_aug (source and target
@@ -39,7 +40,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from semia import checkpoint as ckpt
-from semia.augment import augment_pair, augment_strength
+from semia.augment import augment_pair, augment_strength, paste_regions
 from semia.config import TrainConfig
 from semia.gan import SemIA, check_labels, image_to_tensor, one_hot, tensor_to_image
 from semia.losses import (
@@ -367,7 +368,8 @@ def train_iteration(run: Run, step: int) -> dict[str, Any]:
     if is_rec:
         losses = _reconstruction_step(run, img_aug, ids_aug, clock)
     else:
-        src, tgt = (image, ids), (img_aug, ids_aug)
+        pasted = paste_regions(img_aug, ids_aug, strength, cfg.augment, run.generator)
+        src, tgt = (image, ids), pasted
         if swap:
             src, tgt = tgt, src
         losses = _sample_step(run, src, tgt, clock)

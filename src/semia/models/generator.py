@@ -10,8 +10,8 @@ x -> gamma * norm(x) + beta. A change gate (GeneratorConfig.change_gate) additio
 where the two layouts differ, so that the source content there is suppressed from the start.
 Optionally (GeneratorConfig.fill_changed, on in the default TrainConfig; an addition to the paper)
 the pixels whose label changes enter the image encoder as content of their new class (blocks
-copied from that class's source region) instead of the old content, which removes the ghosts of
-removed objects and gives new regions their class's texture to start from.
+copied from that class's source region, away from its borders) instead of the old content, which
+removes the ghosts of removed objects and gives new regions their class's texture to start from.
 Encoder features are added to the decoder at each level (skip connections).
 
 Identity by construction: the bottlenecks have no biases and only zero-preserving activations, so
@@ -137,10 +137,13 @@ class SFT(nn.Module):
 FILL_MODES = ("off", "mean", "sample")
 FILL_BLOCK = 8  # side of the blocks copied by fill_changed(mode="sample")
 FILL_CANDIDATES = 32  # random source anchors drawn per block and class; the nearest one is used
+FILL_MIN_INTERIOR = 64  # a class with fewer interior anchor pixels draws from all its pixels
 FILL_HEIGHT_WEIGHT = 4  # weight of the vertical distance against the horizontal one (nearest)
 
 
-def fill_changed(image: Tensor, source: Tensor, target: Tensor, mode: str) -> Tensor:
+def fill_changed(
+    image: Tensor, source: Tensor, target: Tensor, mode: str, margin: int = -1, dilate: int = 0
+) -> Tensor:
     """Replace the pixels whose label changes by content of their target class.
 
     mode "mean": the class's mean source colour. mode "sample": the target grid is cut into
@@ -150,12 +153,20 @@ def fill_changed(image: Tensor, source: Tensor, target: Tensor, mode: str) -> Te
     colour), so the generator starts from the class's texture instead of a flat colour; the
     blocks' mean colours are then smoothed per class (_smooth_block_means), so no patchwork of
     light and dark blocks remains. The random anchors use a fixed seed (deterministic outputs).
-    Where the layouts agree the image is untouched (a reconstruction stays an identity); a class
+    With margin >= 0 the anchors are drawn from the class's interior (whole blocks at least
+    `margin` pixels inside it, unless it has fewer than FILL_MIN_INTERIOR such pixels), so that no
+    block copies the blended pixels of a class border (a halo, a snowy ridge). With dilate > 0 the
+    pixels within `dilate` of a change are filled too: next to the old border they blend the old
+    class in and would leave a thin outline of a removed object.
+    Far from every change the image is untouched (a reconstruction stays an identity); a class
     absent from the source takes the mean colour.
 
     image (B, 3, H, W), source and target (B, K, H, W) one-hot on the same grid.
     """
     changed = (source - target).abs().amax(dim=1, keepdim=True)  # (B, 1, H, W), 1 where changed
+    if dilate > 0:
+        # also the few pixels around a change: at the old border they blend the old class in
+        changed = F.max_pool2d(changed, 2 * dilate + 1, stride=1, padding=dilate)
     counts = source.sum(dim=(2, 3))  # (B, K)
     sums = torch.einsum("bchw,bkhw->bkc", image, source)  # (B, K, 3)
     means = sums / counts.clamp(min=1.0)[..., None]
@@ -163,13 +174,13 @@ def fill_changed(image: Tensor, source: Tensor, target: Tensor, mode: str) -> Te
     means = torch.where(counts[..., None] > 0, means, overall)
     fill = torch.einsum("bkc,bkhw->bchw", means, target)  # (B, 3, H, W)
     if mode == "sample":
-        copied, present = _copy_blocks(image, source, target, counts)
+        copied, present = _copy_blocks(image, source, target, counts, margin)
         fill = torch.where(present, _smooth_block_means(copied, target), fill)
     return image * (1.0 - changed) + fill * changed
 
 
 def _copy_blocks(
-    image: Tensor, source: Tensor, target: Tensor, counts: Tensor
+    image: Tensor, source: Tensor, target: Tensor, counts: Tensor, margin: int
 ) -> tuple[Tensor, Tensor]:
     """fill_changed's "sample" content (B, 3, H, W) and where it exists (B, 1, H, W) bool."""
     b, k, h, w = source.shape
@@ -179,9 +190,19 @@ def _copy_blocks(
     gen = torch.Generator(device=device)
     gen.manual_seed(0)
     src_ids = source.argmax(1).reshape(b, -1)  # (B, HW)
-    order = torch.argsort(src_ids, dim=1, stable=True)  # pixel indices grouped by class
+    # anchors come from the class interior (whole blocks inside the class, away from borders
+    # whose pixels blend with the neighbour class) unless the class has too little interior
+    interior = source
+    if margin >= 0 and h >= s and w >= s:
+        m = margin
+        near = F.max_pool2d(1.0 - source, 2 * m + s, stride=1, padding=m)  # (B, K, H-s+1, W-s+1)
+        near = F.pad(near, (0, w - near.shape[-1], 0, h - near.shape[-2]), value=1.0)
+        interior = source * (1.0 - near)
+    inner = interior.sum(dim=(2, 3))  # (B, K)
+    is_border = 1 - interior.amax(1).reshape(b, -1).long()  # (B, HW)
+    order = torch.argsort(src_ids * 2 + is_border, dim=1, stable=True)  # by class, interior first
     starts = (torch.cumsum(counts, dim=1) - counts).long()  # (B, K) first position of each class
-    n = counts.long()  # (B, K)
+    n = torch.where(inner >= FILL_MIN_INTERIOR, inner, counts).long()  # (B, K)
     nb, c = nby * nbx, FILL_CANDIDATES
     u = torch.rand(b, k, nb, c, generator=gen, device=device)
     pos = starts[..., None, None] + (u * n[..., None, None]).long().clamp(min=0)
@@ -349,7 +370,10 @@ class Generator(nn.Module):
             target = F.pad(target, pad, mode="replicate")
 
         if self.config.fill_changed != "off":
-            image = fill_changed(image, source, target, self.config.fill_changed)
+            cfg = self.config
+            image = fill_changed(
+                image, source, target, cfg.fill_changed, cfg.fill_margin, cfg.fill_dilate
+            )
         batch = image.shape[0]
         label_feats = self.label_encoder(torch.cat([source, target], dim=0))  # (2B, C_l, h, w)
         f_src = [f[:batch] for f in label_feats]
