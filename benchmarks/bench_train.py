@@ -12,7 +12,7 @@ Prints
     python benchmarks/bench_train.py [--scene zebra] [--max-size 256] [--threads N] [--iters N]
 
 Measured 2026-11-26 on the 2-core development machine (quiet), zebra at 256x170, 1 thread: whole
-default schedule (1600 iterations) 278 s wall, 0.174 s/iteration, generation 0.068 s per target,
+default schedule (1600 iterations) 279 s wall, 0.174 s/iteration, generation 0.076 s per target,
 peak RSS 0.68 GiB.
 """
 

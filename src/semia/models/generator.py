@@ -194,9 +194,13 @@ def _copy_blocks(
     # whose pixels blend with the neighbour class) unless the class has too little interior
     interior = source
     if margin >= 0 and h >= s and w >= s:
-        m = margin
-        near = F.max_pool2d(1.0 - source, 2 * m + s, stride=1, padding=m)  # (B, K, H-s+1, W-s+1)
-        near = F.pad(near, (0, w - near.shape[-1], 0, h - near.shape[-2]), value=1.0)
+        # near[y, x] = 1 if any pixel of [y - m, y + m + s - 1] x [x - m, x + m + s - 1] is of
+        # another class, or if the block would cross the bottom / right edge (copies get
+        # clamped there); a separable max filter
+        m, size = margin, 2 * margin + s
+        other = F.pad(1.0 - source, (m, m, m, m), value=0.0)
+        near = F.max_pool2d(F.max_pool2d(other, (1, size), stride=1), (size, 1), stride=1)
+        near = F.pad(near, (0, s - 1, 0, s - 1), value=1.0)  # (B, K, H, W)
         interior = source * (1.0 - near)
     inner = interior.sum(dim=(2, 3))  # (B, K)
     is_border = 1 - interior.amax(1).reshape(b, -1).long()  # (B, HW)
