@@ -229,6 +229,7 @@ def test_original_schedule_preset_runs_its_step_counts(tmp_path):
     assert counts == (2500, 10, 2, 5)
     assert original.lr == 0.01 and original.augment.ramp_iters == 1000 and original.crop_size == 0
     assert original.augment.paste_prob == 0.0 and original.generator.fill_changed == "off"
+    assert original.loss_weights.semantic_alignment == 1.0
     image, labels = _scene()
     small = _config(4)
     config = replace(

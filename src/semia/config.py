@@ -124,7 +124,7 @@ class LossWeights:
     fixed_point: float = 1.0  # |gamma - 1| + |beta| on zero-reconstruction steps
     gan: float = 1.0  # least-squares adversarial loss of G on sample steps
     feature_matching: float = 10.0  # L1 between D's features of real and fake on sample steps
-    semantic_alignment: float = 1.0  # cross-entropy of S(fake) against the requested layout
+    semantic_alignment: float = 3.0  # cross-entropy of S(fake) against the requested layout
     patch_coherence: float = 1.0  # semantics-aware nearest-source-patch distance of the fake
     sample_l1: float = 0.0  # L1 of fake vs augmented real on sample steps (not in the original)
 
@@ -182,6 +182,7 @@ class TrainConfig:
             decay_start=0.4,
             augment=replace(AugmentConfig(), ramp_iters=1000, paste_prob=0.0),
             generator=replace(cls().generator, fill_changed="off"),  # G sees the source pixels
+            loss_weights=replace(LossWeights(), semantic_alignment=1.0),
         )
 
 
