@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         raise SystemExit(f"{args.data}: no scene {', '.join(missing)} (img.*, label.*, cond/)")
     methods = _available(args.methods)
-    if "gan" in methods and args.gan_seeds and len(args.gan_seeds) > 1:
+    if "gan" in methods and args.gan_seeds:  # one seed too: it replaces --seed for the GAN
         methods = _per_seed(methods, args.gan_seeds)
     out: Path = args.out
     (out / "outputs").mkdir(parents=True, exist_ok=True)
