@@ -146,20 +146,21 @@ def main() -> None:
             table.setdefault((group, setting), []).append((miou, bf, seconds, cpu))
             share = 100 * float((strokes.ids >= 0).mean())
             print(f"{name:<18} {width:>4}x{height:<4} {truth.num_classes:>3}  {setting:<7} "
-                  f"{share:>6.2f}% {miou:>6.3f} {bf:>6.3f} {seconds:>5.2f}s {cpu:>5.2f}s", flush=True)  # fmt: skip
+                  f"{share:>6.2f}% {miou:>6.3f} {bf:>6.3f} "
+                  f"{seconds:>5.2f}s {cpu:>5.2f}s", flush=True)  # fmt: skip
             if setting == "dense" and targets and not args.no_analogy:
                 analogy_rows += _analogy_check(
                     name, photo, label, targets[: args.targets], ids, args
                 )
 
     print()
-    print(
-        f"{'summary':<18} {'setting':<7} {'mIoU':>6} {'bF':>6} {'mean s':>7} {'max s':>6} {'cpu s':>6} {'max':>5}"
-    )
+    print(f"{'summary':<18} {'setting':<7} {'mIoU':>6} {'bF':>6} {'mean s':>7} {'max s':>6} "
+          f"{'cpu s':>6} {'max':>5}")  # fmt: skip
     for (group, setting), rows in table.items():
         m = np.array(rows)
         print(f"{group:<18} {setting:<7} {m[:, 0].mean():>6.3f} {m[:, 1].mean():>6.3f} "
-              f"{m[:, 2].mean():>7.2f} {m[:, 2].max():>6.2f} {m[:, 3].mean():>6.2f} {m[:, 3].max():>5.2f}")  # fmt: skip
+              f"{m[:, 2].mean():>7.2f} {m[:, 2].max():>6.2f} "
+              f"{m[:, 3].mean():>6.2f} {m[:, 3].max():>5.2f}")  # fmt: skip
     if analogy_rows:
         print()
         print(f"analogy on the segmented (dense) vs the true map, at <= {args.analogy_size} px, "

@@ -3,6 +3,7 @@
 Public API:
     analogy(image, labels, target, seed=...) -> image   training-free guided patch synthesis
     LabelMap, load_scene, read_image, read_label_map, read_target, write_image   robust I/O
+    segment(image, scribbles) -> LabelMap   a label map from a few strokes (loaded on first use)
 """
 
 from semia.api import analogy
@@ -27,5 +28,14 @@ __all__ = [
     "read_image",
     "read_label_map",
     "read_target",
+    "segment",
     "write_image",
 ]
+
+
+def __getattr__(name: str):
+    if name == "segment":  # lazy: scikit-learn loads only when segmentation is used
+        import importlib
+
+        return importlib.import_module("semia.segment")  # a callable package: segment(...)
+    raise AttributeError(f"module 'semia' has no attribute {name!r}")

@@ -117,13 +117,13 @@ def _as_image(image: np.ndarray) -> np.ndarray:
     return np.clip(image.astype(np.float32), 0.0, 1.0)
 
 
-def _as_scribbles(scribbles: Scribbles | tuple, size: tuple[int, int]) -> Scribbles:
+def _as_scribbles(scribbles: Scribbles | tuple, size: tuple[int, int], name: str) -> Scribbles:
     """Validate strokes against an image of `size` (H, W): rescale the same aspect, keep only
     the drawn classes (at least two)."""
     ids, palette = scribbles
     ids = np.asarray(ids)
     palette = np.asarray(palette)
-    if ids.ndim != 2 or not np.issubdtype(ids.dtype, np.integer):
+    if ids.ndim != 2 or ids.size == 0 or not np.issubdtype(ids.dtype, np.integer):
         raise InputError(f"scribbles must be an (H, W) integer array, got {ids.dtype} {ids.shape}")
     if palette.ndim != 2 or palette.shape[1] != 3 or len(palette) <= max(int(ids.max()), -1):
         raise InputError(
@@ -133,17 +133,17 @@ def _as_scribbles(scribbles: Scribbles | tuple, size: tuple[int, int]) -> Scribb
     aspect, stroke_aspect = width / height, ids.shape[1] / ids.shape[0]
     if abs(np.log(stroke_aspect / aspect)) > _ASPECT_TOLERANCE:
         raise InputError(
-            f"the scribbles are {ids.shape[1]}x{ids.shape[0]} but the image is {width}x{height}: "
+            f"{name} are {ids.shape[1]}x{ids.shape[0]} but the image is {width}x{height}: "
             "a different aspect ratio; draw the strokes on the photo itself (same size or a "
             "uniformly scaled copy)"
         )
     drawn = np.unique(ids[ids >= 0])
     if len(drawn) == 0:
-        raise InputError("the scribbles hold no strokes; draw a few strokes in each region")
+        raise InputError(f"{name} hold no strokes; draw a few strokes in each region")
     if len(drawn) == 1:
         raise InputError(
-            "the scribbles hold strokes of a single colour; draw strokes of at least two "
-            "colours, one colour per region"
+            f"{name} hold strokes of a single colour; draw strokes of at least two colours, "
+            "one colour per region"
         )
     if len(drawn) < len(palette):
         log.info("%d stroke colours without strokes are left out", len(palette) - len(drawn))
@@ -159,6 +159,7 @@ def segment(
     *,
     config: SegmentConfig | None = None,
     seed: int = 0,
+    name: str = "the scribbles",
 ) -> LabelMap:
     """Label every pixel of a photo with one of the stroke classes.
 
@@ -169,6 +170,7 @@ def segment(
             size with the same aspect ratio are rescaled to the image.
         config: settings; None for the defaults.
         seed: random seed of the forest (same seed, same result).
+        name: how error messages name the scribbles (e.g. their file).
 
     Returns:
         `LabelMap` of size (H, W) whose palette is the stroke colours that were drawn (in the
@@ -180,7 +182,7 @@ def segment(
     config = config or SegmentConfig()
     image = _as_image(image)
     height, width = image.shape[:2]
-    strokes = _as_scribbles(scribbles, (height, width))
+    strokes = _as_scribbles(scribbles, (height, width), name)
     num_classes = strokes.num_classes
 
     feature_size = _fit(height, width, config.feature_pixels)

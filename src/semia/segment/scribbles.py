@@ -239,10 +239,9 @@ def _snap_strokes(
             length = max(float(ab @ ab), 1e-6)
             t = np.clip((p - a) @ ab / length, 0.0, 1.0)  # 0 at the stroke colour
             dist = np.linalg.norm(a + t[:, None] * ab - p, axis=1)
-            if with_background:
-                cls = np.where(t <= 0.5, k, -1)  # mostly background: no stroke
-            else:
-                cls = np.where(t <= 0.5, k, -3)  # the nearer end wins (-3: the other end)
+            # a mostly-background blend is no stroke (-1); between two strokes the nearer end
+            # wins (-3: the other end, found when that end is k)
+            cls = np.where(t <= 0.5, k, -1 if with_background else -3)
             better = (dist <= _BLEND_TOLERANCE) & (dist < best) & (cls != -3)
             best[better] = dist[better]
             best_label[better] = cls[better]
@@ -266,7 +265,8 @@ def _check_unexplained(unexplained: np.ndarray, rgb: np.ndarray, name: str) -> N
         log.info("%s: %d stray pixels of unknown colour ignored", name, int(unexplained.sum()))
         return
     ys, xs = np.nonzero(components == largest)
-    r, g, b = (int(v) for v in np.median(rgb[ys, xs], axis=0).round())
+    strongest = np.linalg.norm(rgb[ys, xs] - 255.0, axis=1).argmax()  # least faded pixel
+    r, g, b = (int(v) for v in rgb[ys[strongest], xs[strongest]])
     raise InputError(
         f"{name}: the stroke colour #{r:02x}{g:02x}{b:02x} near x={int(xs.mean())}, "
         f"y={int(ys.mean())} is not solid anywhere (only blended or soft pixels); redraw it "
@@ -323,16 +323,22 @@ def demo_scribbles(
                 break
             region = components == c + 1
             regions.append((k, ndimage.distance_transform_edt(region), int(sizes[c])))
-    drawn = 0
-    for k, dist, _ in regions:  # one stroke per region first (each class's largest first)
-        drawn += _draw_stroke(strokes, k, dist, margin, radius, length, rng, central=not dense)
+    limit = budget * ids.size
+    stroked: set[int] = set()
+    for k, dist, _ in regions:  # a stroke in each region (each class's largest region first)
+        stroke = _stroke(k, dist, margin, radius, length, rng, central=not dense)
+        new = int((stroke & (strokes < 0)).sum())
+        if k not in stroked or (strokes >= 0).sum() + new <= limit:  # one per class at least
+            strokes[stroke] = k
+            stroked.add(k)
     if dense:
         areas = np.array([area for _, _, area in regions], np.float64)
-        for _ in range(10_000):
-            if drawn + length * (2 * radius + 1) > budget * ids.size:
-                break
+        while True:
             k, dist, _ = regions[rng.choice(len(regions), p=areas / areas.sum())]
-            drawn += _draw_stroke(strokes, k, dist, margin, radius, length, rng, central=False)
+            stroke = _stroke(k, dist, margin, radius, length, rng, central=False)
+            if (strokes >= 0).sum() + (stroke & (strokes < 0)).sum() > limit:
+                break
+            strokes[stroke] = k
     return Scribbles(ids=strokes, palette=np.asarray(palette, np.uint8))
 
 
@@ -345,8 +351,7 @@ def _demo_palette(num_classes: int) -> np.ndarray:
     )
 
 
-def _draw_stroke(
-    strokes: np.ndarray,
+def _stroke(
     k: int,
     dist: np.ndarray,
     margin: int,
@@ -354,13 +359,13 @@ def _draw_stroke(
     length: int,
     rng: np.random.Generator,
     central: bool,
-) -> int:
+) -> np.ndarray:
     """Draw one stroke of class k inside the region whose distance map is `dist`.
 
     The stroke starts at a random interior point (the most interior one when `central`), heads
     in a random direction that turns a little at each step, and ends where it would come
     closer than `margin` to the boundary (both ways from the start). Narrow regions get a
-    thinner margin. Returns the number of newly drawn pixels.
+    thinner margin. Returns the (H, W) bool mask of the stroke.
     """
     deepest = float(dist.max())
     margin_here = min(float(margin), max(deepest - 1.0, 0.0) * 0.7)
@@ -379,16 +384,15 @@ def _draw_stroke(
         heading = angle if direction > 0 else angle + np.pi
         for _ in range(length // 2):
             heading += float(rng.normal(0, 0.08))
-            q = p + (np.sin(heading), np.cos(heading))
+            q = p + np.array([np.sin(heading), np.cos(heading)])
             y, x = round(q[0]), round(q[1])
             if not (0 <= y < dist.shape[0] and 0 <= x < dist.shape[1]) or not inside[y, x]:
                 break
             p = q
             points.append(p)
-    before = int((strokes >= 0).sum())
+    stroke = np.zeros(dist.shape, bool)
     for y, x in np.array(points).round().astype(np.int64):
-        y0, y1 = max(0, y - radius), min(strokes.shape[0], y + radius + 1)
-        x0, x1 = max(0, x - radius), min(strokes.shape[1], x + radius + 1)
-        patch = dist[y0:y1, x0:x1] > 0
-        strokes[y0:y1, x0:x1][patch] = k
-    return int((strokes >= 0).sum()) - before
+        y0, y1 = max(0, y - radius), y + radius + 1
+        x0, x1 = max(0, x - radius), x + radius + 1
+        stroke[y0:y1, x0:x1] = True
+    return stroke & (dist > 0)
