@@ -157,7 +157,7 @@ def test_resume_continues_step_count_and_optimiser_state(tmp_path):
 
     with pytest.raises(ValueError, match="already holds a training run"):
         train(image, labels, PALETTE, out, config, seed=1)
-    with pytest.raises(ValueError, match="lr was 0.002, now 0.0001"):
+    with pytest.raises(ValueError, match=r"lr was 0\.002, now 0\.0001"):
         train(image, labels, PALETTE, out, replace(config, lr=1e-4), seed=1, resume=True)
     # an interrupted run leaves a loadable model too (Ctrl-C before the first checkpoint)
     assert SemIA.load(out).generate(labels).shape == image.shape

@@ -25,6 +25,10 @@ from semia.io.palette import (
 log = logging.getLogger(__name__)
 
 
+class UnknownLabelsError(InputError):
+    """A target uses labels the source does not have (and unknown="error")."""
+
+
 @dataclass(frozen=True)
 class UnknownLabel:
     """A label in a target map that the source does not have."""
@@ -161,15 +165,15 @@ def read_target(
         LabelMap with the source's palette and ids.
     """
     if unknown not in ("error", "nearest"):
-        raise ValueError(f"unknown must be 'error' or 'nearest', got {unknown!r}")
+        raise InputError(f"unknown must be 'error' or 'nearest', got {unknown!r}")
     target, found = match_target(path, source, max_size)
     if found and unknown == "error":
         listing = "; ".join(u.describe() for u in found[:8])
         more = f" and {len(found) - 8} more" if len(found) > 8 else ""
-        raise InputError(
+        raise UnknownLabelsError(
             f"target map {path}: {len(found)} label(s) not in the source label map: "
-            f"{listing}{more}. Redraw them with a source colour, or pass "
-            "--unknown-labels nearest to map each to the closest source label"
+            f"{listing}{more}. Redraw them with a source colour, or read the target with "
+            "unknown='nearest' to map each to the closest source label"
         )
     for u in found:
         log.warning(
