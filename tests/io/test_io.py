@@ -321,3 +321,15 @@ def test_shared_scenes_palettes_and_targets(scene, classes):
         assert unknown == [], f"{cond}: {unknown}"
         if cond.stem == "rec":
             assert _agreement(tgt.ids, lab.ids) > 0.995
+
+
+def test_read_target_reads_at_the_source_scale_by_default(tmp_path):
+    ids = scene_ids(60, 80)
+    Image.fromarray(antialias(ids)).save(tmp_path / "label.png")
+    Image.fromarray(antialias(np.roll(ids, 10, axis=1))).save(tmp_path / "target.png")
+    source = read_label_map(tmp_path / "label.png", max_size=40)
+    assert source.size == (30, 40) and source.scale == pytest.approx(0.5)
+    target = read_target(tmp_path / "target.png", source)
+    assert target.size == source.size
+    full = read_target(tmp_path / "target.png", read_label_map(tmp_path / "label.png"))
+    assert full.size == (60, 80)
