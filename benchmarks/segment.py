@@ -28,8 +28,8 @@ import torch
 from scipy import ndimage
 
 import semia
-from semia.io import LabelMap, read_image, read_label_map, read_target
-from semia.metrics import psnr
+from semia.eval import psnr
+from semia.io import LabelMap, read_image, read_label_map, read_target, resize_nearest
 from semia.segment import SegmentConfig, demo_scribbles, segment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -179,7 +179,7 @@ def _analogy_check(name, photo, label, targets, seg_ids, args) -> list[tuple]:
     size = args.analogy_size
     image = read_image(photo, max_size=size)
     truth = read_label_map(label, max_size=size)
-    small = semia.io.resize_nearest(segmented.ids, truth.size)
+    small = resize_nearest(segmented.ids, truth.size)
     rows = []
     for target_path in targets:
         target = read_target(target_path, truth, unknown="nearest", max_size=size)

@@ -23,7 +23,8 @@ import cv2
 import numpy as np
 from skimage.color import rgb2lab
 
-from semia.io import InputError, LabelMap
+from semia.errors import InputError
+from semia.io import LabelMap
 from semia.segment.forest import forest_probabilities, pixel_features
 from semia.segment.scribbles import Scribbles
 from semia.segment.walker import guided_filter, random_walk

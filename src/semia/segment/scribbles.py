@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
-from semia.io import InputError, LabelMap
+from semia.errors import InputError
+from semia.io import LabelMap
+from semia.io.images import open_image
 
 log = logging.getLogger(__name__)
 
@@ -93,22 +94,10 @@ def _downscale_strokes(ids: np.ndarray, size: tuple[int, int], num_classes: int)
 
 def _open_rgba(path: Path) -> np.ndarray:
     """Decode any image file to (H, W, 4) uint8 RGBA (EXIF orientation applied)."""
-    if not path.is_file():
-        raise InputError(f"scribbles {path}: no such file")
-    try:
-        with Image.open(path) as im:
-            im.load()
-            im = ImageOps.exif_transpose(im)
-            if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-                im = im.point(lambda v: v / 256).convert("L")
-            rgba = np.asarray(im.convert("RGBA"))
-    except UnidentifiedImageError:
-        raise InputError(f"scribbles {path}: not a readable image file") from None
-    except (OSError, SyntaxError, ValueError) as e:
-        raise InputError(f"scribbles {path}: the file is damaged or truncated ({e})") from None
-    if rgba.size == 0:
-        raise InputError(f"scribbles {path}: the image has no pixels")
-    return rgba
+    im = open_image(path, "scribbles")
+    if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        im = im.point(lambda v: v / 256).convert("L")
+    return np.asarray(im.convert("RGBA"))
 
 
 def read_scribbles(path: str | Path) -> Scribbles:
