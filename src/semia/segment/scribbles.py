@@ -276,7 +276,8 @@ def demo_scribbles(
 ) -> Scribbles:
     """Draw strokes inside the regions of a known label map, as a user would.
 
-    Strokes are short, slightly curved lines kept away from region boundaries.
+    Strokes are short, slightly curved lines kept away from region boundaries and the image
+    border.
 
     Args:
         labels: the true map, a `LabelMap` or (H, W) int ids in 0..K-1.
@@ -310,8 +311,9 @@ def demo_scribbles(
         for rank, c in enumerate(np.argsort(-sizes)):
             if rank > 0 and not (dense and sizes[c] >= 5e-4 * ids.size):
                 break
-            region = components == c + 1
-            regions.append((k, ndimage.distance_transform_edt(region), int(sizes[c])))
+            region = np.pad(components == c + 1, 1)  # the image border is a boundary too
+            dist = ndimage.distance_transform_edt(region)[1:-1, 1:-1]
+            regions.append((k, dist, int(sizes[c])))
     limit = budget * ids.size
     stroked: set[int] = set()
     for k, dist, _ in regions:  # a stroke in each region (each class's largest region first)
