@@ -138,6 +138,19 @@ def _cli(*args: str, **kw) -> subprocess.Popen:
     )  # fmt: skip
 
 
+def _children(pid: int) -> list[int]:
+    """Process ids whose parent is pid (Linux /proc; empty elsewhere)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
 def test_resume_after_kill(tmp_path):
     root = copy_examples(tmp_path)
     lines = [
@@ -152,8 +165,13 @@ def test_resume_after_kill(tmp_path):
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "no job finished in 2 minutes"
         time.sleep(0.02)
+    workers = _children(proc.pid)
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()], "orphaned workers"
     first = records(out)
     assert 1 <= len(first) < 18, "the kill should land mid-run"
     done = {r["outputs"][0]["path"] for r in first}
