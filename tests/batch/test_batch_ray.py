@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import sys
+import time
 
 import numpy as np
 import pytest
 from batch_util import copy_examples, expected_analogy, line, read_png, records, write_jsonl
 
 from semia.batch import make_plan, run_batch
-from semia.batch.runners import import_ray
+from semia.batch.runners import connect_ray, import_ray
 from semia.io import InputError
 
 ray = pytest.importorskip("ray")
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:1", "ray://127.0.0.1:1", "no-port"])
+def test_bad_cluster_address_fails_fast(address):
+    # before the local instance below starts (Ray itself would retry for minutes)
+    start = time.monotonic()
+    with pytest.raises(InputError, match=f"--ray {address}: "):
+        connect_ray(address, workers=1)
+    assert time.monotonic() - start < 10 and not ray.is_initialized()
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -107,6 +108,22 @@ def import_ray():
     return ray
 
 
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast on a cluster address nothing listens at (Ray itself retries for minutes)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise InputError(
+            f"--ray {address}: give auto, local, host:port (e.g. 10.0.0.5:6379) or ray://host:port"
+        )
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise InputError(
+            f"--ray {address}: nothing answers there ({e}); start the cluster with "
+            "`ray start --head`, check the address, or use --ray local"
+        ) from None
+
+
 def connect_ray(address: str, workers: int) -> bool:
     """Connect to Ray unless this process already is connected.
 
@@ -121,6 +138,8 @@ def connect_ray(address: str, workers: int) -> bool:
     ray = import_ray()
     if ray.is_initialized():
         return False
+    if address not in ("auto", "local"):
+        _check_reachable(address)
     try:
         if address == "local":
             ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
