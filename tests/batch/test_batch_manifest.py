@@ -66,7 +66,10 @@ def test_csv_reads_like_jsonl(tmp_path):
         ('{"image": "i", "label": "l", "targets": []}', "'targets' must be a non-empty list"),
         ('{"image": "i", "targets": ["t"]}', "missing 'label'"),
         ('{"image": "i", "label": "l", "targets": ["t"], "method": "nn"}', "method must be"),
-        ('{"image": "i", "label": "l", "targets": ["t"], "max_size": 2}', "at least 8"),
+        (
+            '{"image": "i", "label": "l", "targets": ["t"], "max_size": 2}',
+            "max_size must be between 8 and",
+        ),
         ('{"image": "i", "label": "l", "targets": ["t"], "name": "../up"}', "relative folder"),
         ('{"image": "i", "label": "l", "targets": ["t"]', "not valid JSON"),
         ('["i", "l", ["t"]]', "expected a JSON object"),

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from semia.config import PatchConfig, TrainConfig
+from semia.config import ConfigError, InputConfig, PatchConfig, TrainConfig
 from semia.io import InputError
 
 METHODS = ("analogy", "gan")
@@ -99,8 +99,11 @@ def check_settings(settings: dict[str, Any], where: str) -> dict[str, Any]:
         raise InputError(f"{where}: method must be one of {', '.join(METHODS)}")
     if checked.get("unknown_labels", "error") not in UNKNOWN_LABELS:
         raise InputError(f"{where}: unknown_labels must be one of {', '.join(UNKNOWN_LABELS)}")
-    if "max_size" in checked and checked["max_size"] < 8:
-        raise InputError(f"{where}: max_size must be at least 8 (pixels)")
+    if "max_size" in checked:
+        try:
+            InputConfig(max_size=checked["max_size"])
+        except ConfigError as e:
+            raise InputError(f"{where}: max_size {str(e).split(': ', 1)[1]}") from None
     if "seed" in checked and checked["seed"] < 0:
         raise InputError(f"{where}: seed must be >= 0")
     name = checked.get("name")

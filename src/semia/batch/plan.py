@@ -90,7 +90,7 @@ class Job:
         return {
             "max_size": self.max_size,
             "seed": self.seed,
-            "config": dataclasses.asdict(self.config),
+            "config": self.config.to_dict(),
         }
 
 
@@ -122,17 +122,13 @@ def train_config(settings: Mapping[str, Any]) -> TrainConfig:
     """
     base = TrainConfig()
     overrides = {k: v for k, v in settings.items() if k in GAN_SETTINGS}
-    config = dataclasses.replace(base, **overrides)
     if "iters" in overrides:
         iters = overrides["iters"]
         if "full_size_iters" not in overrides:
-            full = max(1, iters * base.full_size_iters // base.iters)
-            config = dataclasses.replace(config, full_size_iters=full)
+            overrides["full_size_iters"] = max(1, iters * base.full_size_iters // base.iters)
         ramp = max(1, iters * base.augment.ramp_iters // base.iters)
-        config = dataclasses.replace(
-            config, augment=dataclasses.replace(config.augment, ramp_iters=ramp)
-        )
-    return config
+        overrides["augment"] = dataclasses.replace(base.augment, ramp_iters=ramp)
+    return dataclasses.replace(base, **overrides)
 
 
 def _default_name(image: Path, root: Path) -> str:
@@ -205,7 +201,7 @@ def plan_jobs(
         s = _resolve(entry, defaults, where)
         name = entry.settings.get("name") or _default_name(entry.image, root)
         inputs = {"image": hashes(entry.image), "label": hashes(entry.label)}
-        config_dict = dataclasses.asdict(s["config"])
+        config_dict = s["config"].to_dict()
         shared = {**inputs, "method": s["method"], "seed": s["seed"], "max_size": s["max_size"]}
         suffix = GAN_SUFFIX if s["method"] == "gan" else ""
         outputs = []

@@ -9,16 +9,13 @@ hashes of the photo and label map), settings (resolved), finished (UTC time).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 REPORT_FILE = "report.jsonl"
-LOCK_FILE = ".semia-batch.lock"
 
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:
@@ -78,33 +75,3 @@ class Report:
 
     def close(self) -> None:
         self._file.close()
-
-
-@contextlib.contextmanager
-def output_lock(out: str | Path) -> Iterator[None]:
-    """Hold an exclusive lock on the output folder for one batch run.
-
-    Raises:
-        InputError: another `semia batch` is writing to the same folder.
-    """
-    from semia.io import InputError
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # not on POSIX: no lock
-        yield
-        return
-    with (out / LOCK_FILE).open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise InputError(
-                f"--out {out}: another semia batch is writing there; wait for it to finish or "
-                "choose another folder"
-            ) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

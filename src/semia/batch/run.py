@@ -11,9 +11,10 @@ from typing import Any
 
 from semia.batch.manifest import read_manifest
 from semia.batch.plan import FileHashes, Job, Output, pending_jobs, plan_jobs
-from semia.batch.report import Report, done_outputs, output_lock
+from semia.batch.report import Report, done_outputs
 from semia.batch.runners import default_workers, run_local, run_ray
 from semia.batch.worker import JobResult, clean_partial_files
+from semia.io import folder_lock
 
 log = logging.getLogger("semia")
 
@@ -136,7 +137,7 @@ def run_batch(
     workers = workers or default_workers()
     start = time.perf_counter()
     summary = Summary(len(plan.jobs), 0, 0, 0, plan.skipped, 0.0)
-    with output_lock(plan.out):
+    with folder_lock(plan.out, "--out"):
         report = Report(plan.out)
         try:
             for job in plan.jobs:

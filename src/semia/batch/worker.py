@@ -11,12 +11,9 @@ import os
 import shutil
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from semia.batch.plan import Job
 from semia.io import InputError
-
-MODEL_FILE = "model.safetensors"
 
 
 @dataclass
@@ -99,25 +96,23 @@ def _train(job: Job, device: str):
     """Train the job's GAN in <model_dir>.partial (resuming a killed training there), then move
     it to model_dir in one rename: a model folder in the cache is always complete."""
     from semia.gan import SemIA
+    from semia.gan.checkpoint import STATE_FILE, STATE_JSON
     from semia.io import load_scene
 
     model_dir = job.model_dir
     partial = model_dir.with_name(model_dir.name + ".partial")
     image, labels = load_scene(job.image, job.label, job.max_size)
     kwargs = dict(config=job.config, device=device, seed=job.seed)
-    resume = partial.is_dir() and any(partial.iterdir())
+    resume = (partial / STATE_FILE).is_file()
     try:
-        model = SemIA.train(image, labels.ids, labels.palette, partial, resume=resume, **kwargs)
-    except ValueError:
+        model = SemIA.train(image, labels, partial, resume=resume, **kwargs)
+    except InputError:
         if not resume:
             raise
         shutil.rmtree(partial)  # a state that cannot be resumed: train afresh
-        model = SemIA.train(image, labels.ids, labels.palette, partial, **kwargs)
-    # targets must be read the way the source was (as in `semia train`)
-    model.label_kind, model.label_values = labels.kind, labels.values
-    model.save(partial)
-    for state in partial.glob("train_state.*"):  # the resumable state is not needed any more
-        state.unlink()
+        model = SemIA.train(image, labels, partial, **kwargs)
+    for name in (STATE_FILE, STATE_JSON):  # the resumable state is not needed any more
+        (partial / name).unlink(missing_ok=True)
     try:
         os.replace(partial, model_dir)
     except OSError:  # a model with this key appeared meanwhile (another run): keep that one
@@ -127,14 +122,15 @@ def _train(job: Job, device: str):
 
 def _run_gan(job: Job, device: str, result: JobResult) -> None:
     from semia.gan import SemIA
-    from semia.io import LabelMap, read_target
+    from semia.gan.checkpoint import MODEL_FILE
+    from semia.io import read_target
 
     result.trained = not (job.model_dir / MODEL_FILE).is_file()
     model = _train(job, device) if result.trained else SemIA.load(job.model_dir, device=device)
-    source = LabelMap(model.source_labels, model.palette, model.label_values, model.label_kind)
+    source = model.labels  # targets are read the way the source map was
 
     def synthesize(out):
-        return model.generate(read_target(out.target, source, out.unknown_labels, job.max_size).ids)
+        return model.generate(read_target(out.target, source, out.unknown_labels, job.max_size))
 
     _each_target(job, synthesize, result)
 
@@ -176,10 +172,11 @@ def execute(job: Job, threads: int = 1, device: str = "cpu") -> JobResult:
 
 
 def clean_partial_files(job: Job) -> None:
-    """Remove temporary files a killed run left beside the job's outputs (atomic writes go to
-    `.<stem>-<random><suffix>` first)."""
-    for out in job.outputs:
-        folder = Path(out.path).parent
+    """Remove temporary files a killed run left in the job's output folders (call it only while
+    holding the output folder's lock)."""
+    from semia.io import remove_stale_temps
+
+    for folder in {out.path.parent for out in job.outputs}:
         if folder.is_dir():
-            for tmp in folder.glob(f".{out.path.stem}-*{out.path.suffix}"):
-                tmp.unlink(missing_ok=True)
+            for tmp in remove_stale_temps(folder):
+                logging.getLogger("semia").info("removed %s, left by an interrupted write", tmp)
