@@ -138,6 +138,14 @@ def _cli(*args: str, **kw) -> subprocess.Popen:
     )  # fmt: skip
 
 
+def _running(pid: int) -> bool:
+    """The process exists and is no zombie (Linux /proc)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def _children(pid: int) -> list[int]:
     """Process ids whose parent is pid (Linux /proc; empty elsewhere)."""
     children = []
@@ -169,9 +177,9 @@ def test_resume_after_kill(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     deadline = time.monotonic() + 10
-    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+    while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()], "orphaned workers"
+    assert not [pid for pid in workers if _running(pid)], "orphaned workers"
     first = records(out)
     assert 1 <= len(first) < 12, "the kill should land mid-run"
     done = {r["outputs"][0]["path"] for r in first}
@@ -188,6 +196,32 @@ def test_resume_after_kill(tmp_path):
         assert read_png(path).shape[2] == 3 and max(read_png(path).shape[:2]) == SIZE
     assert len({r["outputs"][0]["path"] for r in first + second}) == 12
     assert not [p for p in out.rglob(".*.png")]  # no temporary files left
+
+
+def test_ctrl_c_stops_the_workers_and_exits_130(tmp_path):
+    root = copy_examples(tmp_path)
+    lines = [line("tree", ["1", "2", "3", "4"], seed=k, name=f"t{k}") for k in range(4)]
+    manifest = write_jsonl(root / "jobs.jsonl", lines)
+    out = tmp_path / "out"
+    # SIGINT as a terminal's Ctrl-C delivers it (even when this test runs with it ignored)
+    proc = _cli(
+        str(manifest), "--out", str(out), "--workers", "2", "-q",
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (out / "report.jsonl").is_file() or not (out / "report.jsonl").read_text():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.02)
+    workers = _children(proc.pid)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "semia: interrupted" in err
+    deadline = time.monotonic() + 10  # terminated workers may take a moment to exit
+    while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in workers if _running(pid)], "workers left running"
+    assert 1 <= len(records(out)) < 16  # every line whole JSON; the rest left for a rerun
+    assert not (out / ".semia.lock").exists()
 
 
 def test_dry_run_lists_without_running(tmp_path, capsys):

@@ -90,8 +90,11 @@ def run_local(
                     break
         except BaseException:
             # interrupted (or the consumer stopped): stop the workers now, not after their jobs
-            for process in list(getattr(pool, "_processes", {}).values()):
+            processes = list((getattr(pool, "_processes", None) or {}).values())
+            for process in processes:
                 process.terminate()
+            for process in processes:
+                process.join(timeout=5)
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown(wait=True)
