@@ -22,6 +22,7 @@ from batch_util import (
     records,
     write_jsonl,
 )
+from PIL import Image
 
 from semia.batch import make_plan, run_batch
 from semia.cli import main
@@ -32,8 +33,12 @@ from semia.io import read_target
 def test_pool_outputs_failures_and_resume(tmp_path, capsys):
     root = copy_examples(tmp_path)
     (root / "tree" / "cond" / "broken.png").write_bytes(b"not a png")
+    foreign = np.array(Image.open(root / "lake" / "cond" / "1.png").convert("RGB"))
+    foreign[:40, :40] = (255, 0, 255)  # a colour the lake's label map lacks
+    Image.fromarray(foreign).save(root / "lake" / "cond" / "foreign.png")
     lines = [
         line("tree", ["1", "broken", "2"]),
+        line("lake", ["foreign"], unknown_labels="nearest"),
         line("lake", ["3"], seed=2),
         {**line("lake", ["1"]), "image": "lake/missing.png", "name": "gone"},
     ]
@@ -42,7 +47,7 @@ def test_pool_outputs_failures_and_resume(tmp_path, capsys):
     code = main(["batch", str(manifest), "--out", str(out), "--workers", "2", "-q"])
     assert code == 3  # some jobs failed
     err = capsys.readouterr().err
-    assert "5 job(s) run" in err and "3 ok, 2 failed" in err and "3 output(s) written" in err
+    assert "6 job(s) run" in err and "4 ok, 2 failed" in err and "4 output(s) written" in err
 
     for scene, target, seed in [("tree", "1", 0), ("tree", "2", 0), ("lake", "3", 2)]:
         written = read_png(out / scene / "img" / f"{target}.png")
@@ -52,30 +57,32 @@ def test_pool_outputs_failures_and_resume(tmp_path, capsys):
 
     by_job = {r["job"]: r for r in records(out)}
     assert set(by_job) == {"tree/img/1.png", "tree/img/broken.png", "tree/img/2.png",
-                           "lake/img/3.png", "gone/1.png"}  # fmt: skip
+                           "lake/img/foreign.png", "lake/img/3.png", "gone/1.png"}  # fmt: skip
+    mapped = by_job["lake/img/foreign.png"]
+    assert mapped["status"] == "ok" and "foreign.png: unknown" in mapped["warnings"][0]
     assert by_job["tree/img/broken.png"]["status"] == "failed"
     assert "broken.png" in by_job["tree/img/broken.png"]["error"]
     assert "missing.png: no such file" in by_job["gone/1.png"]["error"]
     ok = by_job["lake/img/3.png"]
     assert ok["status"] == "ok" and ok["error"] is None and ok["seconds"] > 0
     assert ok["outputs"][0]["path"] == "lake/img/3.png" and ok["settings"]["seed"] == 2
-    assert ok["settings"]["max_size"] == SIZE and ok["lines"] == [2]
+    assert ok["settings"]["max_size"] == SIZE and ok["lines"] == [3]
 
-    # rerun: the three done outputs are skipped, the two failures are tried again
+    # rerun: the four done outputs are skipped, the two failures are tried again
     plan = make_plan(manifest, out)
     assert (plan.skipped, sorted(j.name for j in plan.jobs)) == (
-        3,
+        4,
         ["gone/1.png", "tree/img/broken.png"],
     )
 
     # fix one failure, change one input and one setting: exactly those are redone
     shutil.copy(root / "tree" / "cond" / "3.png", root / "tree" / "cond" / "broken.png")
     shutil.copy(root / "tree" / "cond" / "4.png", root / "tree" / "cond" / "2.png")
-    lines[1]["seed"] = 3
+    lines[2]["seed"] = 3
     write_jsonl(manifest, lines)
     before = len(records(out))
     summary = run_batch(make_plan(manifest, out), workers=2)
-    assert (summary.ok, summary.failed, summary.outputs_skipped) == (3, 1, 1)
+    assert (summary.ok, summary.failed, summary.outputs_skipped) == (3, 1, 2)
     redone = {r["job"] for r in records(out)[before:] if r["status"] == "ok"}
     assert redone == {"tree/img/broken.png", "tree/img/2.png", "lake/img/3.png"}
     assert np.array_equal(

@@ -45,6 +45,8 @@ def _init_worker(threads: int, parent: int) -> None:
     """Pool worker start: Ctrl-C is the parent's to handle; torch gets `threads` threads; the
     worker exits when its parent dies."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)  # before torch is imported: its thread pools follow
     set_threads(threads)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
 

@@ -51,9 +51,7 @@ class _Collect(logging.Handler):
 
 
 def set_threads(threads: int) -> None:
-    """Limit torch (and the BLAS / OpenMP pools) to `threads` CPU threads in this process."""
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = str(threads)
+    """Limit torch to `threads` CPU threads in this process."""
     import torch
 
     if torch.get_num_threads() != threads:
@@ -150,6 +148,7 @@ def execute(job: Job, threads: int = 1, device: str = "cpu") -> JobResult:
     logger = logging.getLogger("semia")
     collect = _Collect()
     logger.addHandler(collect)
+    propagate, logger.propagate = logger.propagate, False  # the caller logs them once, by job
     result = JobResult(ok=False, seconds=0.0)
     start = time.perf_counter()
     try:
@@ -161,6 +160,7 @@ def execute(job: Job, threads: int = 1, device: str = "cpu") -> JobResult:
         result.error = _message(e)
     finally:
         logger.removeHandler(collect)
+        logger.propagate = propagate
     result.seconds = time.perf_counter() - start
     result.warnings = collect.messages
     if result.error is None and result.failed:
