@@ -579,6 +579,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     _add_input_flags(p)
     p.set_defaults(func=cmd_evaluate)
+
+    from semia import cli_edit
+
+    cli_edit.register(sub)
     return parser
 
 
