@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 from pathlib import Path
 
@@ -89,14 +90,20 @@ def _device(name: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Serve the editor until Ctrl-C."""
-    try:
-        import fastapi  # noqa: F401
-        import multipart  # noqa: F401
-        import uvicorn  # noqa: F401
-    except ImportError as e:
+    missing = [
+        name
+        for name, modules in (
+            ("fastapi", ("fastapi",)),
+            ("uvicorn", ("uvicorn",)),
+            ("python-multipart", ("python_multipart", "multipart")),
+        )
+        if not any(importlib.util.find_spec(m) for m in modules)
+    ]
+    if missing:
         raise InputError(
-            f"semia edit needs the editor extra ({e.name} is missing): pip install 'semia[editor]'"
-        ) from None
+            f"semia edit needs the editor extra ({', '.join(missing)} missing): "
+            "pip install 'semia[editor]'"
+        )
     from semia.editor.server import Editor, bind, create_app, make_server, url_for
 
     if not 0 <= args.port <= 65535:

@@ -400,3 +400,11 @@ def test_training_can_be_cancelled(running, tmp_path):
     job.process.join(10)
     assert not job.process.is_alive()
     assert not trainer.is_trained(session.key)
+    # a new start resumes from the checkpoint saved on cancelling
+    assert trainer.start(session.key, session.image, session.labels)["state"] == "running"
+    resumed = trainer._jobs[session.key]
+    while resumed.first is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert resumed.first is not None and resumed.first[1] > info["step"]
+    trainer.shutdown()
+    assert not resumed.process.is_alive() and trainer.status(session.key)["state"] == "cancelled"

@@ -32,7 +32,8 @@ SKY, MOUNTAIN, WATER = 0, 2, 4  # class ids of the lake example
 def server(tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    config = EditorConfig(max_size=SIZE, cache_dir=str(tmp_path_factory.mktemp("models")))
+    models = str(tmp_path_factory.mktemp("models"))
+    config = EditorConfig(max_size=SIZE, gan_iters=4, gan_threads=1, cache_dir=models)
     run = serve(Editor(config))
     yield run
     run.stop()
@@ -213,3 +214,26 @@ def test_download_result_target_and_sheet(page, tmp_path):
     np.testing.assert_array_equal(read_target(saved["target"], labels, max_size=SIZE).ids, wanted)
     sheet = decode_png(saved["sheet"].read_bytes())
     assert sheet.shape[1] > 4 * sheet.shape[0] > 0
+
+
+@pytest.mark.slow  # ~20 s: a training process starts; the API tests cover training by default
+def test_train_the_gan_and_switch_methods(page):
+    assert page.is_disabled("#method-gan")
+    page.click(f"#palette button[data-class='{WATER}']")
+    page.click("[data-tool=rect]")
+    version = editor_state(page, "resultVersion")
+    drag(page, (20, 60), (60, 80))
+    version = wait_for_result(page, version)
+    analogy = result_pixels(page)
+    page.click("#train")
+    page.wait_for_function(
+        "() => document.getElementById('train-status').dataset.state === 'done'", timeout=120_000
+    )
+    version = wait_for_result(page, version)  # done: the view switches to the GAN's result
+    assert page.is_checked("#method-gan") and page.is_disabled("#train")
+    assert page.evaluate("() => document.getElementById('train-progress').value") == 1
+    gan = result_pixels(page)
+    assert np.abs(gan.astype(int) - analogy).mean() > 1  # another method, another image
+    page.check("input[name=method][value=analogy]")
+    wait_for_result(page, version)
+    np.testing.assert_array_equal(result_pixels(page), analogy)  # and back

@@ -47,39 +47,45 @@ def _train_worker(
     cancel: Any,
 ) -> None:
     """The training process: train, save the model, report ("progress", step, total), then one
-    of ("done",), ("cancelled",), ("failed", message)."""
+    of ("done",), ("cancelled", step), ("failed", message)."""
     import torch
 
     from semia.config import TrainConfig
     from semia.gan import SemIA
 
     torch.set_num_threads(threads)
-    last = [0.0]
+    handler = logging.StreamHandler()  # this process's warnings, in the server's terminal
+    handler.setFormatter(logging.Formatter("semia: training: %(message)s"))
+    logging.getLogger("semia").addHandler(handler)
+    logging.getLogger("semia").setLevel(logging.WARNING)
+    last = {"time": 0.0, "step": 0}
 
     def progress(step: int, total: int, info: dict | None = None) -> None:
+        last["step"] = step
         if cancel.is_set():
             raise KeyboardInterrupt  # train() saves a resumable checkpoint and re-raises
         now = time.monotonic()
-        if now - last[0] > 0.2 or step == total:
-            last[0] = now
+        if now - last["time"] > 0.2 or step == total:
+            last["time"] = now
             events.put(("progress", step, total))
 
     config = dataclasses.replace(TrainConfig(), iters=iters)
+    work = Path(folder) / WORK_DIR
     try:
         model = SemIA.train(
             image,
             ids,
             palette,
-            Path(folder) / WORK_DIR,
+            work,
             config,
             device=device,
-            resume=True,
+            resume=work.is_dir() and any(work.iterdir()),  # a cancelled run continues
             progress=progress,
         )
         model.save(Path(folder) / MODEL_FILE)
         events.put(("done",))
     except KeyboardInterrupt:
-        events.put(("cancelled",))
+        events.put(("cancelled", last["step"]))
     except Exception as e:  # reported to the page; the server goes on
         events.put(("failed", f"{type(e).__name__}: {e}"))
 
@@ -162,36 +168,31 @@ class Trainer:
             image: (H, W, 3) float32 in [0, 1].
             labels: its LabelMap.
         """
+        job = None
         with self._lock:
             running = self._jobs.get(key)
-            if (running is not None and running.state == "running") or self.is_trained(key):
-                pass
-            else:
-                folder = self.folder(key)
-                folder.mkdir(parents=True, exist_ok=True)
-                events, cancel = self._context.Queue(), self._context.Event()
-                process = self._context.Process(
-                    target=_train_worker,
-                    args=(
-                        image,
-                        labels.ids,
-                        labels.palette,
-                        str(folder),
-                        self.iters,
-                        self.threads,
-                        self.device,
-                        events,
-                        cancel,
-                    ),
-                    daemon=True,
-                    name=f"semia-train-{key}",
-                )
-                process.start()
-                job = Job(folder, process, events, cancel, self.iters, time.monotonic())
-                self._jobs[key] = job
-                threading.Thread(target=self._watch, args=(job,), daemon=True).start()
-                log.info("training a GAN for %s in process %d", key, process.pid)
+            busy = running is not None and running.state == "running"
+            if not busy and not self.is_trained(key):
+                job = self._reserve(key, image, labels)
+        if job is not None:
+            job.process.start()  # unlocked: it waits for the new interpreter to read its inputs
+            threading.Thread(target=self._watch, args=(job,), daemon=True).start()
+            log.info("training a GAN for %s in process %d", key, job.process.pid)
         return self.status(key)
+
+    def _reserve(self, key: str, image: np.ndarray, labels) -> Job:
+        """A registered job for `key` whose process is not started yet (call under the lock)."""
+        folder = self.folder(key)
+        folder.mkdir(parents=True, exist_ok=True)
+        events, cancel = self._context.Queue(), self._context.Event()
+        args = (image, labels.ids, labels.palette, str(folder), self.iters, self.threads,
+                self.device, events, cancel)  # fmt: skip
+        process = self._context.Process(
+            target=_train_worker, args=args, daemon=True, name=f"semia-train-{key}"
+        )
+        job = Job(folder, process, events, cancel, self.iters, time.monotonic())
+        self._jobs[key] = job
+        return job
 
     def cancel(self, key: str) -> dict[str, Any]:
         """Ask a running training to stop (it checkpoints; a later start resumes)."""
@@ -257,6 +258,8 @@ class Trainer:
                 if job.first is None:
                     job.first = (time.monotonic(), job.step)
                 continue
+            if event[0] == "cancelled":
+                job.step = max(job.step, int(event[1]))
             job.error = event[1] if event[0] == "failed" else ""
             job.state = event[0]
             break
