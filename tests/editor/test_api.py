@@ -295,6 +295,35 @@ def test_no_file_outside_the_page_is_served(running):
         response = running.client.get(path)
         assert response.status_code == 404, path
     assert running.client.get("/", headers={"host": "attacker.example"}).status_code == 400
+    other_site = running.client.post(
+        "/api/sessions/example", json={}, headers={"origin": "https://attacker.example"}
+    )
+    assert other_site.status_code == 403
+    same_site = running.client.post(
+        "/api/sessions/example", json={}, headers={"origin": running.url}
+    )
+    assert same_site.status_code == 200
+
+
+def test_streamed_upload_over_the_limit_is_refused(running):
+    """A body without Content-Length (chunked) is counted as it arrives."""
+
+    def chunks():
+        yield b'--x\r\nContent-Disposition: form-data; name="photo"; filename="a.png"\r\n\r\n'
+        for _ in range(40):
+            yield bytes(100_000)
+
+    response = running.client.post(
+        "/api/analogy",
+        content=chunks(),
+        headers={"content-type": "multipart/form-data; boundary=x"},
+    )
+    assert response.status_code == 413
+    assert "larger than this editor accepts" in response.json()["error"]
+    session = running.client.post("/api/sessions/example", json={}).json()["session"]
+    response = running.client.post(f"/api/sessions/{session}/result", content=chunks())
+    assert response.status_code == 413
+    assert running.client.get("/api/health").status_code == 200
 
 
 def test_a_crashing_request_does_not_stop_the_server(running, monkeypatch, caplog):

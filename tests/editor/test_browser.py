@@ -139,11 +139,13 @@ def test_paint_a_stroke_and_see_the_result(page, tmp_path):
     change = np.abs(after.astype(int) - before)
     assert change[stroke].mean() > 15  # the sky under the stroke became mountain
     assert change[60:].mean() < change[stroke].mean() / 4
-    page.screenshot(path=str(tmp_path / "editor.png"))
+    main = page.locator("main").bounding_box()
+    clip = {"x": 0, "y": 0, "width": main["width"], "height": main["y"] + main["height"] + 4}
+    page.screenshot(path=str(tmp_path / "editor.png"), clip=clip)
     assert (tmp_path / "editor.png").stat().st_size > 10_000
     docs = os.environ.get("SEMIA_DOCS_SCREENSHOT")
     if docs:
-        page.screenshot(path=docs)
+        page.screenshot(path=docs, clip=clip)
 
 
 def test_move_a_region_then_undo_and_redo(page):

@@ -206,7 +206,8 @@ class Editor:
         digest = hashlib.sha256(np.ascontiguousarray(target, np.uint8).tobytes()).hexdigest()
         seed = 0 if method == "gan" else seed  # the GAN is deterministic
         request = session.next_request()
-        cached = session.cache.get((method, seed, digest))
+        with session.lock:
+            cached = session.cache.get((method, seed, digest))
         if cached is None:
 
             def check(done: int = 0, total: int = 0) -> None:
@@ -374,6 +375,7 @@ class _BodyLimit:
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.max_bytes:
+                scope["semia.too_large"] = self._message()  # the endpoint answers 413
                 raise BodyTooLarge(self._message())
             return message
 
@@ -451,10 +453,16 @@ def create_app(editor: Editor, host: str = "127.0.0.1") -> FastAPI:
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
-        """A bug in one request answers 500 JSON and is logged; the server goes on."""
+        """A bug in one request answers 500 JSON and is logged; the server goes on. Requests
+        that another web site's page makes (their Origin is not this server) are refused."""
+        origin = request.headers.get("origin")
+        if origin is not None and origin.split("://", 1)[-1] != request.headers.get("host"):
+            return error(403, f"requests from {origin} are not accepted; open the editor itself")
         try:
             response = await call_next(request)
         except Exception as e:
+            if "semia.too_large" in request.scope:  # raised while reading the body
+                return error(413, request.scope["semia.too_large"])
             log.exception("internal error in %s %s", request.method, request.url.path)
             return error(500, f"internal error: {type(e).__name__}: {e}")
         response.headers.setdefault("Cache-Control", "no-store")
@@ -468,9 +476,9 @@ def create_app(editor: Editor, host: str = "127.0.0.1") -> FastAPI:
     async def form_uploads(request: Request, names: tuple[str, ...]) -> tuple[list[Upload], Any]:
         try:
             form = await request.form(max_files=_MAX_FORM_FILES, max_fields=8)
-        except BodyTooLarge:
-            raise
-        except Exception as e:
+        except Exception as e:  # middleware may wrap BodyTooLarge in an exception group
+            if "semia.too_large" in request.scope:
+                raise BodyTooLarge(request.scope["semia.too_large"]) from None
             raise InputError(
                 f"expected a multipart form with files {', '.join(names)} ({e})"
             ) from None
