@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from semia.editor.config import EditorConfig
 from semia.editor.server import Editor, bind, create_app, make_server
-from semia.editor.state import EditorConfig
 from semia.io import load_scene
 
 DATA = Path(os.environ.get("SEMIA_EXAMPLES", "/work/shared/data/semia-examples"))

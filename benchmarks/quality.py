@@ -33,9 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
+from semia.eval import evaluate
 from semia.io import InputError, find_scenes, load_scene, read_target, write_image
-from semia.metrics import evaluate
-from semia.sheet import make_sheet
+from semia.viz import make_sheet
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "semia-examples"
 
@@ -79,9 +79,10 @@ def gan(
     image: np.ndarray, labels: np.ndarray, target: np.ndarray, num_classes: int, seed: int
 ) -> np.ndarray:
     """The SemIA GAN, default schedule: trained once per source image (cached in GAN_DIR)."""
-    from semia.checkpoint import config_to_dict, data_hash
     from semia.config import TrainConfig
     from semia.gan import SemIA
+    from semia.gan.checkpoint import config_to_dict, data_hash
+    from semia.io import LabelMap
 
     palette = np.zeros((num_classes, 3), np.uint8)  # colours do not matter for generation
     # the cache key covers the data, the seed and the default config (a changed default retrains)
@@ -91,7 +92,7 @@ def gan(
     if not (folder / "done").exists():
         start = time.perf_counter()
         resume = (folder / "train_state.json").exists()  # an interrupted earlier run
-        SemIA.train(image, labels, palette, folder, seed=seed, resume=resume)
+        SemIA.train(image, LabelMap(labels, palette), folder, seed=seed, resume=resume)
         (folder / "done").write_text(f"{time.perf_counter() - start:.1f}\n")
         print(f"  trained GAN in {time.perf_counter() - start:.0f} s -> {folder}", flush=True)
     return SemIA.load(folder).generate(target)

@@ -19,8 +19,8 @@ pytest.importorskip("fastapi", reason="the editor extra (fastapi) is not install
 pytest.importorskip("uvicorn", reason="the editor extra (uvicorn) is not installed")
 httpx = pytest.importorskip("httpx", reason="httpx (test extra) is not installed")
 
+from semia.editor.config import EditorConfig  # noqa: E402
 from semia.editor.server import Editor, bind, create_app, make_server  # noqa: E402
-from semia.editor.state import EditorConfig  # noqa: E402
 
 EXAMPLES = Path(str(resources.files("semia") / "examples"))
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
+from semia.editor.config import EditorConfig
 from semia.editor.server import Editor
-from semia.editor.state import EditorConfig
 from semia.io import load_scene, read_target
 
 from .conftest import EXAMPLES, decode_png, serve

@@ -45,7 +45,10 @@ def test_help(capsys):
         (["--image", str(EXAMPLES / "lake/img.png")], "--image and --label go together"),
         (["--image", "nope.png", "--label", "nope.png"], "nope.png: no such file"),
         (["--port", "70000"], "--port 70000: use 0..65535"),
-        (["--max-size", "4"], "max_size must be at least 16"),
+        (
+            ["--max-size", "4"],
+            "EditorConfig.max_size: must be between 16 and 4096, got 4 (flag --max-size)",
+        ),
     ],
 )
 def test_bad_flags_exit_2_with_one_line(args, message, capsys):

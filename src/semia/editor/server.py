@@ -66,7 +66,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from semia.editor.state import METHODS, EditorConfig, Result, Session, SessionStore, UnknownSession
+from semia.editor.config import EditorConfig
+from semia.editor.state import METHODS, Result, Session, SessionStore, UnknownSession
 from semia.editor.training import Trainer
 from semia.editor.uploads import (
     Upload,
@@ -127,7 +128,9 @@ class Editor:
         config = config or EditorConfig()
         self.config, self.device = config, device
         self.sessions = SessionStore(config.max_sessions, config.session_ttl_s)
-        self.trainer = Trainer(config.cache_path(), config.gan_iters, config.gan_threads, device)
+        self.trainer = Trainer(
+            config.cache_path(), config.training_iters(), config.gan_threads, device
+        )
         scenes = find_scenes(example_root())
         self._examples = {name: (image, label) for name, image, label, _ in scenes}
         self._loaded: dict[str, tuple[np.ndarray, LabelMap]] = {}

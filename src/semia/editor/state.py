@@ -8,52 +8,17 @@ long.
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from semia.io import LabelMap, to_uint8
 
 METHODS = ("analogy", "gan")  # how a result is made: training-free patch synthesis or the GAN
-
-
-@dataclass(frozen=True)
-class EditorConfig:
-    """`semia edit`: the local web editor (src/semia/editor/)."""
-
-    max_size: int = 256  # longest side of photos in the editor; larger uploads are downscaled
-    max_upload_mb: float = 25.0  # largest request body accepted, in MiB
-    max_pixels: int = 40_000_000  # largest image (width x height) an upload may decode to
-    max_sessions: int = 16  # open sessions kept; the least recently used is dropped beyond it
-    session_ttl_s: float = 6 * 3600.0  # a session idle this long is dropped
-    gan_iters: int = 1600  # GAN training iterations ("Train GAN"; TrainConfig's default)
-    gan_threads: int = 0  # torch threads of the training process (0: all cores but one)
-    cache_dir: str = ""  # trained models, one folder per photo ("": ~/.cache/semia/editor)
-
-    def __post_init__(self) -> None:
-        if self.max_size < 16:
-            raise ValueError(f"max_size must be at least 16 px, got {self.max_size}")
-        if self.max_upload_mb <= 0 or self.max_pixels <= 0:
-            raise ValueError("max_upload_mb and max_pixels must be positive")
-        if self.max_sessions < 1 or self.gan_iters < 1 or self.gan_threads < 0:
-            raise ValueError("max_sessions and gan_iters must be >= 1, gan_threads >= 0")
-
-    @property
-    def max_upload_bytes(self) -> int:
-        return int(self.max_upload_mb * 1024 * 1024)
-
-    def cache_path(self) -> Path:
-        """The model cache folder (XDG_CACHE_HOME honoured)."""
-        if self.cache_dir:
-            return Path(self.cache_dir).expanduser()
-        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-        return Path(base) / "semia" / "editor"
 
 
 def photo_key(image: np.ndarray, labels: LabelMap) -> str:

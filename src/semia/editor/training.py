@@ -37,8 +37,7 @@ _MODELS_KEPT = 4  # loaded generators kept in memory
 
 def _train_worker(
     image: np.ndarray,
-    ids: np.ndarray,
-    palette: np.ndarray,
+    labels: Any,
     folder: str,
     iters: int,
     threads: int,
@@ -74,8 +73,7 @@ def _train_worker(
     try:
         model = SemIA.train(
             image,
-            ids,
-            palette,
+            labels,
             work,
             config,
             device=device,
@@ -185,8 +183,7 @@ class Trainer:
         folder = self.folder(key)
         folder.mkdir(parents=True, exist_ok=True)
         events, cancel = self._context.Queue(), self._context.Event()
-        args = (image, labels.ids, labels.palette, str(folder), self.iters, self.threads,
-                self.device, events, cancel)  # fmt: skip
+        args = (image, labels, str(folder), self.iters, self.threads, self.device, events, cancel)
         process = self._context.Process(
             target=_train_worker, args=args, daemon=True, name=f"semia-train-{key}"
         )
