@@ -411,10 +411,8 @@ def test_train_gan_then_generate_and_reuse_the_cache(running):
     assert fresh.is_trained(running.editor.sessions.get(sid).key)
 
 
-def test_training_can_be_cancelled(running, tmp_path):
-    from semia.editor.training import Trainer
-
-    trainer = Trainer(tmp_path, iters=100_000, threads=1)
+def start_and_cancel(running, trainer) -> tuple[object, dict]:
+    """Start a long training, wait for two iterations, cancel it; returns (session, status)."""
     session = running.editor.sessions.get(open_example(running, "lake")["session"])
     trainer.start(session.key, session.image, session.labels)
     deadline = time.monotonic() + 120
@@ -429,11 +427,26 @@ def test_training_can_be_cancelled(running, tmp_path):
     job.process.join(10)
     assert not job.process.is_alive()
     assert not trainer.is_trained(session.key)
-    # a new start resumes from the checkpoint saved on cancelling
+    return session, info
+
+
+def test_training_can_be_cancelled(running, tmp_path):
+    from semia.editor.training import Trainer
+
+    start_and_cancel(running, Trainer(tmp_path, iters=100_000, threads=1))
+
+
+@pytest.mark.slow  # two training processes start: ~20 s
+def test_cancelled_training_resumes(running, tmp_path):
+    from semia.editor.training import Trainer
+
+    trainer = Trainer(tmp_path, iters=100_000, threads=1)
+    session, info = start_and_cancel(running, trainer)
     assert trainer.start(session.key, session.image, session.labels)["state"] == "running"
     resumed = trainer._jobs[session.key]
+    deadline = time.monotonic() + 120
     while resumed.first is None and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert resumed.first is not None and resumed.first[1] > info["step"]
+    assert resumed.first is not None and resumed.first[1] > info["step"]  # went on from there
     trainer.shutdown()
     assert not resumed.process.is_alive() and trainer.status(session.key)["state"] == "cancelled"
