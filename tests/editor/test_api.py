@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import threading
 import time
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from semia.io import load_scene, read_target
 
@@ -167,29 +169,37 @@ def test_downloads(running, tmp_path):
     assert bad.status_code == 400 and "result, target or sheet" in bad.json()["error"]
 
 
-def test_id_map_target_is_saved_as_ids(running, tmp_path):
-    """A grayscale id label map gives a grayscale target back, with the file's own values."""
-    values = np.full((40, 60), 7, np.uint8)
-    values[20:, :] = 12
+@pytest.mark.parametrize("kind", ["ids", "palette", "ids16"])
+def test_id_and_palette_maps_give_targets_coded_the_same_way(running, kind):
+    """A grayscale id map (8 or 16 bit) or a palette PNG gives its target back coded the same
+    way, with the file's own values."""
+    low, high = (7, 12) if kind != "ids16" else (300, 1200)
+    values = np.full((40, 60), low, np.uint16 if kind == "ids16" else np.uint8)
+    values[20:, :] = high
+    label = Image.fromarray(values)
+    if kind == "palette":
+        palette = np.zeros((256, 3), np.uint8)
+        palette[low], palette[high] = (10, 200, 10), (200, 10, 10)
+        label.putpalette(palette.ravel().tolist())
+    buffer = io.BytesIO()
+    label.save(buffer, format="PNG")
     image = np.zeros((40, 60, 3), np.uint8)
     image[20:] = 200
     response = running.client.post(
         "/api/sessions",
-        files={"photo": ("p.png", png_bytes(image)), "label": ("ids.png", png_bytes(values))},
+        files={"photo": ("p.png", png_bytes(image)), "label": ("l.png", buffer.getvalue())},
     )
     assert response.status_code == 200, response.text
     session = response.json()
-    assert session["kind"] == "ids" and [c["value"] for c in session["classes"]] == [7, 12]
+    assert session["kind"] == ("palette" if kind == "palette" else "ids")
+    assert [c["value"] for c in session["classes"]] == [low, high]
     target = session_ids(session)
     target[:10, :10] = 1
     result(running, session, target)
     data = running.client.get(f"/api/sessions/{session['session']}/download/target").content
-    import io
-
-    from PIL import Image
-
-    got = np.asarray(Image.open(io.BytesIO(data)))
-    np.testing.assert_array_equal(got, np.where(target == 1, 12, 7))
+    got = Image.open(io.BytesIO(data))
+    assert got.mode == {"ids": "L", "palette": "P", "ids16": "I;16"}[kind]
+    np.testing.assert_array_equal(np.asarray(got), np.where(target == 1, high, low))
 
 
 # --- bad input

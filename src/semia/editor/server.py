@@ -306,20 +306,17 @@ def _target_png(labels: LabelMap, ids: np.ndarray) -> bytes:
     colours for colour maps, palette indices for palette PNGs, gray values for id maps."""
     buffer = io.BytesIO()
     if labels.kind == "colour" or labels.values is None:
-        Image.fromarray(labels.to_rgb() if ids is labels.ids else labels.palette[ids]).save(
-            buffer, format="PNG"
-        )
+        Image.fromarray(labels.palette[ids]).save(buffer, format="PNG")
         return buffer.getvalue()
     values = np.asarray(labels.values, dtype=np.int64)[ids]  # (H, W) the file's values
-    if labels.kind == "palette" and values.max() < 256:
-        im = Image.fromarray(values.astype(np.uint8), mode="P")
-        palette = np.zeros((256, 3), np.uint8)
-        palette[np.asarray(labels.values)] = labels.palette
-        im.putpalette(palette.ravel().tolist())
-    elif values.max() < 256:
-        im = Image.fromarray(values.astype(np.uint8), mode="L")
+    if values.max() >= 256:
+        im = Image.fromarray(values.astype(np.uint16))  # 16-bit gray
     else:
-        im = Image.fromarray(values.astype(np.uint16), mode="I;16")
+        im = Image.fromarray(values.astype(np.uint8))  # 8-bit gray
+        if labels.kind == "palette":
+            palette = np.zeros((256, 3), np.uint8)
+            palette[np.asarray(labels.values)] = labels.palette
+            im.putpalette(palette.ravel().tolist())  # becomes a palette ("P") image
     im.save(buffer, format="PNG")
     return buffer.getvalue()
 
