@@ -34,6 +34,7 @@
     resultVersion: 0, // results shown so far
     lastLatency: null, // seconds from request to shown result
     ganTimer: null,
+    frame: null, // the last rendered ImageData
   };
 
   // ---------------------------------------------------------------------------------------------
@@ -159,7 +160,21 @@
       out[j + 3] = 255;
     }
     ctx.putImageData(image, 0, 0);
+    state.frame = image;
     if (extra) extra();
+  }
+
+  // the brush outline under the pointer (drawn over the last frame; the labels are untouched)
+  function showBrush(event) {
+    if (!state.frame) return;
+    ctx.putImageData(state.frame, 0, 0);
+    if (!event || (state.tool !== "brush" && state.tool !== "eraser")) return;
+    const [x, y] = pixelAt(event);
+    ctx.beginPath();
+    ctx.arc(x + 0.5, y + 0.5, Math.max(state.size / 2, 0.5), 0, 2 * Math.PI);
+    ctx.lineWidth = Math.max(0.5, state.width / 512);
+    ctx.strokeStyle = "rgba(0, 0, 0, 0.8)";
+    ctx.stroke();
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -321,12 +336,16 @@
 
   function onPointerMove(event) {
     const drag = state.drag;
-    if (!drag) return;
+    if (!drag) {
+      showBrush(event);
+      return;
+    }
     const [x, y] = pixelAt(event);
     if (drag.tool === "brush" || drag.tool === "eraser") {
       line(state.target, drag.last[0], drag.last[1], x, y, drag.tool === "eraser");
       drag.last = [x, y];
       render();
+      showBrush(event);
     } else if (drag.tool === "rect") {
       drag.end = [x, y];
       render(state.target, () => outline(drag.start, drag.end));
@@ -616,6 +635,7 @@
     canvas.addEventListener("pointermove", onPointerMove);
     canvas.addEventListener("pointerup", onPointerUp);
     canvas.addEventListener("pointercancel", onPointerUp);
+    canvas.addEventListener("pointerleave", () => state.drag || showBrush(null));
     document.addEventListener("keydown", onKey);
     selectTool("brush");
     setSize(state.size);
