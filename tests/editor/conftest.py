@@ -39,6 +39,7 @@ class Running:
         self.client.close()
         self._server.should_exit = True
         self._thread.join(15)
+        self.editor.trainer.shutdown()
 
 
 def serve(editor: Editor) -> Running:

@@ -101,3 +101,40 @@ def test_serves_until_ctrl_c(tmp_path):
     assert process.returncode == 130, err
     assert "warning: --host 0.0.0.0 lets other machines reach the editor" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.slow  # a training process starts and is stopped: ~15 s
+def test_ctrl_c_while_training_stops_everything_cleanly(tmp_path):
+    """Ctrl-C in a terminal reaches the whole process group: the training process must not
+    print a traceback; the server stops it (cancel event, checkpoint) and exits with 130."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-c", "import sys; from semia.cli import main; sys.exit(main())"]
+    process = subprocess.Popen(
+        [*command, "edit", "--port", "0", "--max-size", "48", "--cache-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,  # its own process group, like a terminal's foreground job
+    )
+    try:
+        url = process.stdout.readline().strip()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(url + "api/health", timeout=5)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the server did not answer"
+                time.sleep(0.1)
+        sid = httpx.post(url + "api/sessions/example", json={}, timeout=30).json()["session"]
+        started = httpx.post(url + f"api/sessions/{sid}/train", timeout=60).json()
+        assert started["state"] == "running"
+        os.killpg(process.pid, signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and "cancelled" in err

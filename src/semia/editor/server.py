@@ -412,8 +412,7 @@ def create_app(editor: Editor, host: str = "127.0.0.1") -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         threading.Thread(target=editor.warm_up, daemon=True).start()
-        yield
-        editor.trainer.shutdown()
+        yield  # stopping: whoever runs the server stops training (editor.trainer.shutdown())
 
     app = FastAPI(
         title="semia edit", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan

@@ -18,6 +18,7 @@ import logging
 import multiprocessing as mp
 import os
 import queue
+import signal
 import threading
 import time
 from collections import OrderedDict
@@ -37,7 +38,7 @@ _MODELS_KEPT = 4  # loaded generators kept in memory
 
 def _train_worker(
     image: np.ndarray,
-    labels: Any,
+    labels: dict[str, Any],
     folder: str,
     iters: int,
     threads: int,
@@ -46,17 +47,13 @@ def _train_worker(
     cancel: Any,
 ) -> None:
     """The training process: train, save the model, report ("progress", step, total), then one
-    of ("done",), ("cancelled", step), ("failed", message)."""
-    import torch
+    of ("done",), ("cancelled", step), ("failed", message).
 
-    from semia.config import TrainConfig
-    from semia.gan import SemIA
-
-    torch.set_num_threads(threads)
-    handler = logging.StreamHandler()  # this process's warnings, in the server's terminal
-    handler.setFormatter(logging.Formatter("semia: training: %(message)s"))
-    logging.getLogger("semia").addHandler(handler)
-    logging.getLogger("semia").setLevel(logging.WARNING)
+    Args:
+        labels: the LabelMap's fields (plain arrays and tuples: unpickling them in the new
+            interpreter imports nothing heavy).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in the terminal: the server decides
     last = {"time": 0.0, "step": 0}
 
     def progress(step: int, total: int, info: dict | None = None) -> None:
@@ -68,14 +65,26 @@ def _train_worker(
             last["time"] = now
             events.put(("progress", step, total))
 
-    config = dataclasses.replace(TrainConfig(), iters=iters)
-    work = Path(folder) / WORK_DIR
     try:
+        import torch
+
+        from semia.config import TrainConfig
+        from semia.gan import SemIA
+        from semia.io import LabelMap
+
+        torch.set_num_threads(threads)
+        handler = logging.StreamHandler()  # this process's warnings, in the server's terminal
+        handler.setFormatter(logging.Formatter("semia: training: %(message)s"))
+        logging.getLogger("semia").addHandler(handler)
+        logging.getLogger("semia").setLevel(logging.WARNING)
+        if cancel.is_set():  # cancelled while this process started
+            raise KeyboardInterrupt
+        work = Path(folder) / WORK_DIR
         model = SemIA.train(
             image,
-            labels,
+            LabelMap(**labels),
             work,
-            config,
+            dataclasses.replace(TrainConfig(), iters=iters),
             device=device,
             resume=work.is_dir() and any(work.iterdir()),  # a cancelled run continues
             progress=progress,
@@ -173,7 +182,14 @@ class Trainer:
             if not busy and not self.is_trained(key):
                 job = self._reserve(key, image, labels)
         if job is not None:
-            job.process.start()  # unlocked: it waits for the new interpreter to read its inputs
+            # unlocked: start() waits for the new interpreter to read its inputs. SIGINT blocked
+            # meanwhile: the child inherits the mask, so a Ctrl-C in the terminal never lands in
+            # it (the server stops it by its cancel event, with a checkpoint)
+            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            try:
+                job.process.start()
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             threading.Thread(target=self._watch, args=(job,), daemon=True).start()
             log.info("training a GAN for %s in process %d", key, job.process.pid)
         return self.status(key)
@@ -183,7 +199,8 @@ class Trainer:
         folder = self.folder(key)
         folder.mkdir(parents=True, exist_ok=True)
         events, cancel = self._context.Queue(), self._context.Event()
-        args = (image, labels, str(folder), self.iters, self.threads, self.device, events, cancel)
+        fields = {f.name: getattr(labels, f.name) for f in dataclasses.fields(labels)}
+        args = (image, fields, str(folder), self.iters, self.threads, self.device, events, cancel)
         process = self._context.Process(
             target=_train_worker, args=args, daemon=True, name=f"semia-train-{key}"
         )
