@@ -1,4 +1,4 @@
-"""Quality benchmark: every method on every shared scene and target, scored by semia.metrics.
+"""Quality benchmark: every method on every shared scene and target, scored by semia.eval.
 
 Run:
     python benchmarks/quality.py --out results/quality [--size 256] [--scenes zebra tree]

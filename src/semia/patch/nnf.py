@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from semia.ops import gaussian_blur
+from semia.ops import extract_patches, gaussian_blur
 
 _QUERY_CHUNK_ELEMENTS = 2**24  # exact search: at most this many distances in memory at once
 _GATHER_ELEMENTS = 2**24  # PatchMatch and voting: at most this many gathered values at once
@@ -394,7 +394,7 @@ def vote(
     out = []
     for y0 in range(0, ht, band):
         y1 = min(ht, y0 + band)
-        cols = F.unfold(maps[:, :, y0 : y1 + 2 * r], patch_size)[0]  # (3 * P * P, n)
+        cols = extract_patches(maps[:, :, y0 : y1 + 2 * r], patch_size)[0].T  # (3 * P * P, n)
         cols = cols.reshape(3, patch_size**2, -1)  # (3, P * P, n)
         y = (cols[0].long() + oy).clamp_(0, hs - 1)
         x = (cols[1].long() + ox).clamp_(0, ws - 1)
