@@ -1,4 +1,4 @@
-"""Editor settings and the per-browser sessions: one photo, its label map and the last results.
+"""The per-browser sessions of the editor: one photo, its label map and the last results.
 
 Every session is reached only through its random token (`secrets.token_urlsafe`), so one browser
 never sees another's images; old sessions are dropped when there are too many or they idle too
@@ -35,7 +35,7 @@ class Result:
     """The last result of one method: the target it was made for and the image."""
 
     target_digest: str
-    image: np.ndarray  # (H, W, 3) float32 in [0, 1]
+    image: np.ndarray  # (H, W, 3) uint8
     seed: int
 
 

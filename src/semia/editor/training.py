@@ -5,15 +5,18 @@ that reports progress over a queue; cancelling asks it to stop at the next itera
 resumable checkpoint, so a later start continues). Models live under the cache folder, one folder
 per photo content hash and schedule:
 
-    <cache>/<photo key>-i<iters>/model.safetensors   the finished model (exists only when done)
-    <cache>/<photo key>-i<iters>/train/               the training run (checkpoints, log)
+    <cache>/<photo key>-<settings key>/model.safetensors   the finished model (only when done)
+    <cache>/<photo key>-<settings key>/train/               the training run (checkpoints, log)
 
-so a later session with the same photo and label map reuses the model without training.
+(the settings key hashes the training settings), so a later session with the same photo and
+label map reuses the model without training, and a semia with other defaults trains anew.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import logging
 import multiprocessing as mp
 import os
@@ -148,7 +151,11 @@ class Trainer:
         self._context = mp.get_context("spawn")
 
     def folder(self, key: str) -> Path:
-        return self.cache_dir / f"{key}-i{self.iters}"
+        """The cache folder of a photo's model: its content hash and the training settings."""
+        from semia.config import TrainConfig
+
+        settings = json.dumps(dataclasses.replace(TrainConfig(), iters=self.iters).to_dict())
+        return self.cache_dir / f"{key}-{hashlib.sha256(settings.encode()).hexdigest()[:8]}"
 
     def is_trained(self, key: str) -> bool:
         return (self.folder(key) / MODEL_FILE).is_file()
