@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -56,6 +57,17 @@ def serve(editor: Editor) -> Running:
         time.sleep(0.02)
     url = f"http://127.0.0.1:{port}"
     return Running(editor, url, httpx.Client(base_url=url, timeout=120), server, thread)
+
+
+@pytest.fixture(scope="package", autouse=True)
+def plain_logging():
+    """Earlier tests' `semia.cli.main` calls leave the semia logger writing to their (closed)
+    captured stderr; the editor's background threads log, so route it back to the root."""
+    logger = logging.getLogger("semia")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    logger.handlers[:], logger.propagate = [], True
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved
 
 
 @pytest.fixture(scope="package")
