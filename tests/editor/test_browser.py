@@ -239,3 +239,23 @@ def test_train_the_gan_and_switch_methods(page):
     page.check("input[name=method][value=analogy]")
     wait_for_result(page, version)
     np.testing.assert_array_equal(result_pixels(page), analogy)  # and back
+
+
+def test_open_an_upload_and_see_a_bad_one_refused(page, tmp_path):
+    bad = tmp_path / "label.png"
+    bad.write_bytes(b"not a png")
+    page.set_input_files("#photo-file", str(EXAMPLES / "tree/img.png"))
+    page.set_input_files("#label-file", str(bad))
+    page.click("#open-button")
+    page.wait_for_function("() => document.getElementById('status').classList.contains('error')")
+    assert "label upload 'label.png'" in page.text_content("#status")
+    assert editor_state(page, "session")["name"] == "lake"  # the open scene stays
+    version = editor_state(page, "resultVersion")
+    page.set_input_files("#label-file", str(EXAMPLES / "tree/label.png"))
+    page.click("#open-button")
+    wait_for_result(page, version)
+    _, labels = load_scene(EXAMPLES / "tree/img.png", EXAMPLES / "tree/label.png", SIZE)
+    assert editor_state(page, "session")["name"] == "img"
+    assert (editor_state(page, "height"), editor_state(page, "width")) == labels.size
+    assert page.locator("#palette button").count() == labels.num_classes
+    np.testing.assert_array_equal(target(page), labels.ids)
