@@ -4,6 +4,7 @@ Serves the editor (uvicorn in a background thread, as `semia edit` does) on a re
 with its longest side at 256 and 512 px, then paints brush strokes (a disc of another class,
 somewhere new each time, as a user would) and times
 
+- library: `semia.analogy` on the same layouts, in-process (the floor under the other two);
 - api: one `POST /api/sessions/{id}/result` round trip (target ids up, PNG down), client side;
 - browser: in Debian's Chromium driven by Playwright, from releasing the mouse after a stroke
   to the new result shown on the page (includes the page's 120 ms debounce). Skipped when
@@ -88,6 +89,20 @@ def bench_api(url: str, strokes) -> list[float]:
     return times
 
 
+def bench_library(image: np.ndarray, labels, strokes) -> list[float]:
+    """The same strokes through `semia.analogy` directly: the floor under the API's time."""
+    from semia import analogy
+
+    ids = labels.ids.copy()
+    times = []
+    for x, y, radius, cls in strokes:
+        _disc(ids, x, y, radius, cls)
+        t0 = time.perf_counter()
+        analogy(image, labels, ids, seed=0)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
 def bench_browser(url: str, chromium: str, strokes) -> list[float]:
     from playwright.sync_api import sync_playwright
 
@@ -157,6 +172,7 @@ def main() -> None:
             server, thread, url = _serve(editor)
             strokes = _strokes(labels.ids, args.strokes)
             height, width = labels.size
+            print(f"{width}x{height} px  library  {_fmt(bench_library(image, labels, strokes))}")
             print(f"{width}x{height} px  api      {_fmt(bench_api(url, strokes))}")
             if browser:
                 print(
