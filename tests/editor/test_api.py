@@ -169,6 +169,21 @@ def test_downloads(running, tmp_path):
     assert bad.status_code == 400 and "result, target or sheet" in bad.json()["error"]
 
 
+def test_upload_names_are_safe_in_download_names(running):
+    folder = EXAMPLES / "tree"
+    form = {
+        "photo": ('../we"ird näme;.png', (folder / "img.png").read_bytes()),
+        "label": ("label.png", (folder / "label.png").read_bytes()),
+    }
+    session = running.client.post("/api/sessions", files=form).json()
+    assert session["name"] == "we_ird_n_me"
+    result(running, session, session_ids(session))
+    response = running.client.get(f"/api/sessions/{session['session']}/download/result")
+    assert (
+        response.headers["content-disposition"] == 'attachment; filename="we_ird_n_me_analogy.png"'
+    )
+
+
 @pytest.mark.parametrize("kind", ["ids", "palette", "ids16"])
 def test_id_and_palette_maps_give_targets_coded_the_same_way(running, kind):
     """A grayscale id map (8 or 16 bit) or a palette PNG gives its target back coded the same

@@ -50,6 +50,7 @@ import hashlib
 import io
 import json
 import logging
+import re
 import threading
 from collections.abc import Callable
 from contextlib import asynccontextmanager
@@ -172,7 +173,8 @@ class Editor:
 
     def open_upload(self, photo: Upload, label: Upload) -> Session:
         image, labels = read_scene(photo, label, self.config.max_size, self.config.max_pixels)
-        return self.sessions.open(Path(photo.filename or "photo").stem[:60], image, labels)
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(photo.filename or "").stem)[:60]
+        return self.sessions.open(name.strip("._") or "photo", image, labels)
 
     def target_from_body(self, session: Session, body: bytes, media_type: str) -> np.ndarray:
         """(H, W) int64 target ids from a result request's body (raw ids or a colour PNG)."""
@@ -417,7 +419,8 @@ def create_app(editor: Editor, host: str = "127.0.0.1") -> FastAPI:
     app = FastAPI(
         title="semia edit", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
     )
-    wildcard = host in ("0.0.0.0", "::", "")
+    wildcard = host in ("0.0.0.0", "")
+    wildcard = wildcard or ":" in host  # IPv6 literals: the host check cannot parse them
     allowed = ["*"] if wildcard else sorted({*_LOCAL_HOSTS, host, f"[{host}]"})
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed)
 
