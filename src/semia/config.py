@@ -40,6 +40,11 @@ class PatchConfig:
     init_overlap: float = 0.9  # seeded shifts: offsets covering >= this fraction of the best one
     vote_spread: float = 1.0  # finest level: votes weighted exp(-|offset|^2 / 2 s^2) (0: mean)
     blend_sigma: float = 0.2  # coarsest init: colour-seam smoothing width / longest side (0: off)
+    uniformity: float = 2.0
+    """Occurrence limit (StyLit / EbSynth uniformity): a source pixel may be the match of at
+    most this many times as many target pixels as its class needs on average (target pixels
+    of the class / its source pixels; at least 1), so no single patch floods a region; a match
+    that would exceed it is refused and the pixel keeps its previous match. 0: off."""
 
 
 # --- GAN configs (generator, discriminator, segmenter, losses, training) ---

@@ -1,5 +1,6 @@
 """Training-free guided patch synthesis: the `semia analogy` method."""
 
-from semia.patch.synthesis import synthesize
+from semia.patch.stats import patch_reuse
+from semia.patch.synthesis import synthesize, synthesize_with_field
 
-__all__ = ["synthesize"]
+__all__ = ["patch_reuse", "synthesize", "synthesize_with_field"]
