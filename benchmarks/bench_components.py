@@ -14,15 +14,15 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from semia.augment import augment_pair
 from semia.config import AugmentConfig, PatchCoherenceConfig
-from semia.losses import (
+from semia.gan.augment import augment_pair
+from semia.gan.losses import (
     feature_matching_loss,
     lsgan_g_loss,
     patch_coherence_loss,
     semantic_alignment_loss,
 )
-from semia.models import Discriminator, Generator, Segmenter
+from semia.gan.networks import Discriminator, Generator, Segmenter
 
 
 def _time(fn: Callable[[], None], repeats: int, device: torch.device) -> float:

@@ -29,15 +29,16 @@ from pathlib import Path
 import torch
 
 from semia.config import TrainConfig
-from semia.gan import one_hot
-from semia.io import load_scene, read_target
-from semia.losses import (
+from semia.gan import SemIA
+from semia.gan.losses import (
     feature_matching_loss,
     lsgan_g_loss,
     patch_coherence_loss,
     semantic_alignment_loss,
 )
-from semia.train import random_crop, setup_run, train, train_iteration
+from semia.gan.steps import random_crop, setup_run, train_iteration
+from semia.gan.tensors import one_hot
+from semia.io import load_scene, read_target
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "src" / "semia" / "examples"
 SHARED = Path("/work/shared/data/semia-examples")
@@ -168,16 +169,14 @@ def main() -> None:
         if not args.skip_schedule:
             t0 = time.perf_counter()
             c0 = time.process_time()
-            model = train(image, labels.ids, labels.palette, Path(tmp), config, seed=0)
+            model = SemIA.train(image, labels, Path(tmp), config, seed=0)
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             print(
                 f"whole schedule: {wall:.0f} s wall ({wall / 60:.1f} min), {cpu:.0f} s CPU, "
                 f"{wall / config.iters:.3f} s/iteration"
             )
         else:
-            model = train(
-                image, labels.ids, labels.palette, Path(tmp), replace(config, iters=2), seed=0
-            )
+            model = SemIA.train(image, labels, Path(tmp), replace(config, iters=2), seed=0)
         targets = [read_target(p, labels, "nearest", args.max_size) for p in (d / "cond").iterdir()]
         model.generate(targets[0].ids)  # warm-up
         gen = []

@@ -7,8 +7,8 @@ photo. Every output is compared with the truth:
 - PSNR and SSIM over the changed pixels (target label != source label: copying the source cannot
   be right there) and over the whole frame;
 - SWD: multi-scale (Laplacian pyramid) 7x7 patch sliced Wasserstein distance to the truth
-  (semia.metrics.patch_swd);
-- acc chg: accuracy of the labeller fitted on the source pair (semia.metrics.fit_labeller) on the
+  (semia.eval.patch_swd);
+- acc chg: accuracy of the labeller fitted on the source pair (semia.eval.fit_labeller) on the
   changed pixels of the output, read against the target.
 
 Run:
@@ -46,9 +46,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ as a scr
 
 import quality  # the methods and the GAN cache of the quality benchmark
 
+from semia.eval import fit_labeller, patch_swd, psnr, semantic_alignment, ssim
 from semia.io import InputError, find_scenes, load_scene, match_target, read_image, write_image
-from semia.metrics import fit_labeller, patch_swd, psnr, semantic_alignment, ssim
-from semia.sheet import make_sheet
+from semia.viz import make_sheet
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gt-dev"
 BASE_METHODS = ("copy", "mean-colour", "analogy", "truth")

@@ -1,4 +1,4 @@
-"""Quality benchmark: every method on every shared scene and target, scored by semia.metrics.
+"""Quality benchmark: every method on every shared scene and target, scored by semia.eval.
 
 Run:
     python benchmarks/quality.py --out results/quality [--size 256] [--scenes zebra tree]
@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from semia.eval import evaluate
 from semia.io import InputError, find_scenes, load_scene, read_target, write_image
-from semia.metrics import evaluate
-from semia.sheet import make_sheet
+from semia.viz import make_sheet
 
 if TYPE_CHECKING:
     from semia.config import TrainConfig
@@ -108,9 +108,10 @@ def gan(
 ) -> np.ndarray:
     """The SemIA GAN, trained once per source image, seed and config (cached in GAN_DIR);
     config None: the default schedule TrainConfig()."""
-    from semia.checkpoint import config_to_dict, data_hash
     from semia.config import TrainConfig
     from semia.gan import SemIA
+    from semia.gan.checkpoint import config_to_dict, data_hash
+    from semia.io import LabelMap
 
     config = TrainConfig() if config is None else config
     palette = np.zeros((num_classes, 3), np.uint8)  # colours do not matter for generation
@@ -121,7 +122,7 @@ def gan(
     if not (folder / "done").exists():
         start = time.perf_counter()
         resume = (folder / "train_state.json").exists()  # an interrupted earlier run
-        SemIA.train(image, labels, palette, folder, config, seed=seed, resume=resume)
+        SemIA.train(image, LabelMap(labels, palette), folder, config, seed=seed, resume=resume)
         (folder / "done").write_text(f"{time.perf_counter() - start:.1f}\n")
         print(f"  trained GAN in {time.perf_counter() - start:.0f} s -> {folder}", flush=True)
     return SemIA.load(folder).generate(target)

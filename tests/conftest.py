@@ -9,7 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "semia-examples"
+REPO = Path(__file__).resolve().parents[1]
+# shared data lives beside the repository: ../shared relative to its root
+SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
+SHARED = SHARED_DATA / "semia-examples"
+GT_DEV = SHARED_DATA / "gt-dev"
 PALETTE = np.array([[0, 253, 255], [0, 249, 0], [255, 147, 0]], dtype=np.uint8)
 
 

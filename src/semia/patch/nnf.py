@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from semia.ops import extract_patches, gaussian_blur
+
 _QUERY_CHUNK_ELEMENTS = 2**24  # exact search: at most this many distances in memory at once
 _GATHER_ELEMENTS = 2**24  # PatchMatch and voting: at most this many gathered values at once
 
@@ -126,13 +128,8 @@ def initial_nnf(
 
 
 def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of (C, H, W), zero outside."""
-    radius = max(1, round(3 * sigma))
-    t = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
-    g = torch.exp(-0.5 * (t / sigma) ** 2)
-    g = (g / g.sum())[None, None]  # (1, 1, 2R + 1)
-    x = F.conv2d(x[:, None], g[..., None], padding=(radius, 0))  # (C, 1, H, W), vertical
-    return F.conv2d(x, g[:, :, None], padding=(0, radius))[:, 0]  # horizontal
+    """Separable Gaussian blur of (C, H, W), zero outside (for normalised convolution)."""
+    return gaussian_blur(x[None], sigma, padding="zeros", radius=max(1, round(3 * sigma)))[0]
 
 
 def blend_fill(
@@ -462,7 +459,7 @@ def vote(
     out = []
     for y0 in range(0, ht, band):
         y1 = min(ht, y0 + band)
-        cols = F.unfold(maps[:, :, y0 : y1 + 2 * r], patch_size)[0]  # (3 * P * P, n)
+        cols = extract_patches(maps[:, :, y0 : y1 + 2 * r], patch_size)[0].T  # (3 * P * P, n)
         cols = cols.reshape(3, patch_size**2, -1)  # (3, P * P, n)
         y = (cols[0].long() + oy).clamp_(0, hs - 1)
         x = (cols[1].long() + ox).clamp_(0, ws - 1)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from semia.ops import extract_patches
+
 
 @dataclass(frozen=True)
 class Level:
@@ -171,10 +173,8 @@ class FeatureSpace:
         guide_dims: int,
     ) -> None:
         self.patch_size = patch_size
-        r = patch_size // 2
-        padded = F.pad(level.image[None], (r, r, r, r), mode="replicate")
         stride = max(1, round((level.image[0].numel() / 16384) ** 0.5))  # fit on <= ~16k patches
-        colour = F.unfold(padded, patch_size, stride=stride)[0].T  # (n, 3 * P * P)
+        colour = extract_patches(level.image[None], patch_size, stride, "replicate")[0]  # (n, 3PP)
         mean, axes = _pca(colour, appearance_dims)
         # projecting every patch is a convolution with the axes as filters
         self.app_filters = axes.T.reshape(-1, 3, patch_size, patch_size).contiguous()

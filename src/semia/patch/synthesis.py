@@ -35,6 +35,8 @@ import torch
 import torch.nn.functional as F
 
 from semia.config import PatchConfig
+from semia.errors import InputError
+from semia.io.arrays import as_ids, as_image
 from semia.patch import nnf as nn_field
 from semia.patch.pyramid import FeatureSpace, build_pyramid, num_levels
 
@@ -44,54 +46,17 @@ log = logging.getLogger(__name__)
 def _check_inputs(
     image: np.ndarray, labels: np.ndarray, target: np.ndarray, num_classes: int | None
 ) -> None:
-    """Validate the arrays (ValueError with what to fix)."""
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(
-            f"image must be a (H, W, 3) array, got {getattr(image, 'shape', type(image))}"
-        )
-    for name, arr in (("labels", labels), ("target", target)):
-        if not isinstance(arr, np.ndarray) or arr.ndim != 2:
-            raise ValueError(
-                f"{name} must be a (H, W) integer array, got {getattr(arr, 'shape', type(arr))}"
-            )
-        if not np.issubdtype(arr.dtype, np.integer):
-            raise ValueError(f"{name} must hold integer class ids, got dtype {arr.dtype}")
-        if arr.size == 0:
-            raise ValueError(f"{name} is empty")
-        if arr.min() < 0:
-            raise ValueError(f"{name} holds negative class ids (min {arr.min()})")
-    if labels.shape != image.shape[:2]:
-        raise ValueError(
-            f"labels {labels.shape} and image {image.shape[:2]} must have the same height and "
-            "width (resize the label map with nearest-neighbour sampling)"
-        )
-    if num_classes is not None and max(labels.max(), target.max()) >= num_classes:
-        raise ValueError(
-            f"class ids must be < num_classes={num_classes}, found "
-            f"{int(max(labels.max(), target.max()))}"
-        )
+    """Validate the arrays (InputError with what to fix)."""
+    image = as_image(image)
+    labels = as_ids(labels, "labels", num_classes=num_classes, shape=image.shape[:2])
+    target = as_ids(target, "target", num_classes=num_classes)
     missing = np.setdiff1d(np.unique(target), np.unique(labels))
     if missing.size:
-        raise ValueError(
+        raise InputError(
             f"target uses class id(s) {missing.tolist()} that the source label map does not "
             "contain, so there is no texture to copy for them; draw those regions with classes "
             "present in the source"
         )
-
-
-def _check_config(config: PatchConfig) -> None:
-    if config.patch_size < 3 or config.patch_size % 2 == 0:
-        raise ValueError(f"patch_size must be odd and >= 3, got {config.patch_size}")
-    if config.coarsest_side < 1 or config.coarse_iters < 1 or config.fine_iters < 1:
-        raise ValueError("coarsest_side, coarse_iters and fine_iters must be >= 1")
-    if config.init_shifts < 1 or not 0 < config.init_overlap <= 1:
-        raise ValueError("init_shifts must be >= 1 and init_overlap in (0, 1]")
-    if config.guide_weight < 0 or config.position_weight < 0:
-        raise ValueError("guide_weight and position_weight must be >= 0")
-    if config.uniformity < 0:
-        raise ValueError(f"uniformity must be >= 0 (0: off), got {config.uniformity}")
-    if config.search_radii < 0 or any(s < 1 for s in config.propagation_steps):
-        raise ValueError("search_radii must be >= 0 and propagation_steps positive")
 
 
 def synthesize(
@@ -155,7 +120,6 @@ def synthesize_with_field(
         ValueError: malformed inputs, or a target class that the source does not contain.
     """
     _check_inputs(image, labels, target, num_classes)
-    _check_config(config)
     # work with the classes the source has, renumbered 0..k-1 (guide size grows with k)
     present, src_compact = np.unique(labels, return_inverse=True)
     tgt_compact = np.searchsorted(present, target)

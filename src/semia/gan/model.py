@@ -1,0 +1,175 @@
+"""The SemIA conditional single-image GAN as a small Python API: train, load, generate.
+
+model = SemIA.train(image, labels, "out/zebra")   # or SemIA.load("out/zebra")
+edited = model.generate(target)                     # (H2, W2, 3) float32 in [0, 1]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from semia.config import TrainConfig
+from semia.errors import InputError
+from semia.gan import trainer
+from semia.gan.checkpoint import MODEL_FILE, ModelFile, load_model, save_model
+from semia.gan.networks import Generator
+from semia.gan.tensors import image_to_tensor, one_hot, tensor_to_image
+from semia.io import LabelMap, as_ids, as_image
+from semia.io.palette import default_palette
+
+
+class SemIA:
+    """A trained SemIA generator together with its source image, label map and palette.
+
+    Attributes:
+        generator: the trained Generator (eval mode).
+        source_image: (H, W, 3) float32 in [0, 1], the training photo.
+        source_labels: (H, W) int64 ids in 0..K-1, its label map.
+        palette: (K, 3) uint8, colour of each label id.
+        config: the TrainConfig used for training.
+    """
+
+    def __init__(
+        self,
+        generator: Generator,
+        source_image: np.ndarray,
+        source_labels: np.ndarray,
+        palette: np.ndarray,
+        config: TrainConfig,
+        label_kind: str = "colour",
+        label_values: tuple[int, ...] | None = None,
+    ) -> None:
+        self.generator = generator.eval()
+        self.source_image = np.ascontiguousarray(source_image, dtype=np.float32)
+        self.source_labels = np.ascontiguousarray(source_labels, dtype=np.int64)
+        self.palette = np.ascontiguousarray(palette, dtype=np.uint8)
+        self.config = config
+        self.label_kind = label_kind  # how the source map coded labels (see semia.io.LabelMap)
+        self.label_values = label_values  # file value of each id for "palette" / "ids" maps
+        self._source_cache: tuple[torch.device, torch.Tensor, torch.Tensor] | None = None
+
+    @property
+    def num_classes(self) -> int:
+        """K, the number of label classes."""
+        return len(self.palette)
+
+    @property
+    def labels(self) -> LabelMap:
+        """The source label map (read targets against it with `semia.read_target`)."""
+        return LabelMap(self.source_labels, self.palette, self.label_values, self.label_kind)
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the generator's parameters."""
+        return next(self.generator.parameters()).device
+
+    @classmethod
+    def train(
+        cls,
+        image: np.ndarray,
+        labels: LabelMap | np.ndarray,
+        out_dir: str | Path,
+        config: TrainConfig = TrainConfig(),
+        **kw: Any,
+    ) -> SemIA:
+        """Train on one (image, labels) pair and return the model (also saved in out_dir).
+
+        Args:
+            image: (H, W, 3) float32 in [0, 1] (uint8 accepted), the source photo.
+            labels: its label map, a `LabelMap` (as read by `semia.read_label_map`) or (H, W)
+                integer ids 0..K-1 (then shown with a default palette).
+            out_dir: model folder (model.safetensors, training state, log, previews).
+            config: the training settings.
+            **kw: device, seed, preview_targets, resume, progress: see
+                `semia.gan.trainer.train`.
+        """
+        image = as_image(image, "image", min_size=8)
+        if not isinstance(labels, LabelMap):
+            ids = as_ids(labels, "labels")
+            labels = LabelMap(ids, default_palette(int(ids.max()) + 1))
+        generator = trainer.train(image, labels, Path(out_dir), config, **kw)
+        return cls(
+            generator,
+            image,
+            labels.ids,
+            labels.palette,
+            config,
+            labels.kind,
+            labels.values,
+        )
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> SemIA:
+        """Load a model from MODEL_DIR or its model.safetensors file.
+
+        Raises:
+            InputError: the path holds no readable SemIA model, or the weights do not fit.
+        """
+        stored = load_model(path)
+        generator = Generator(len(stored.palette), stored.config.generator)
+        try:
+            generator.load_state_dict(stored.generator_state)
+        except RuntimeError as e:
+            raise InputError(
+                f"the generator weights in {path} do not match this semia version's generator "
+                f"({e}); retrain the model with this version"
+            ) from e
+        generator.to(device)
+        return cls(
+            generator,
+            stored.source_image,
+            stored.source_labels,
+            stored.palette,
+            stored.config,
+            stored.label_kind,
+            stored.label_values,
+        )
+
+    def save(self, path: str | Path) -> None:
+        """Write the shareable inference file (a folder gets model.safetensors inside)."""
+        path = Path(path)
+        if path.suffix != ".safetensors":
+            path = path / MODEL_FILE
+        state = {k: v.detach().cpu() for k, v in self.generator.state_dict().items()}
+        save_model(
+            path,
+            ModelFile(
+                state,
+                self.source_image,
+                self.source_labels,
+                self.palette,
+                self.config,
+                self.label_kind,
+                self.label_values,
+            ),
+        )
+
+    def _source_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        device = self.device
+        if self._source_cache is None or self._source_cache[0] != device:
+            image = image_to_tensor(self.source_image, device)
+            ids = torch.from_numpy(self.source_labels).to(device).unsqueeze(0)  # (1,H,W)
+            self._source_cache = (device, image, one_hot(ids, self.num_classes))
+        return self._source_cache[1], self._source_cache[2]
+
+    @torch.inference_mode()
+    def generate(self, target: LabelMap | np.ndarray) -> np.ndarray:
+        """Synthesize the source scene in the layout `target` (one forward pass).
+
+        Args:
+            target: a `LabelMap` read against the model's source (`read_target`) or (H2, W2)
+                integer ids in 0..K-1; any size >= 8x8.
+
+        Returns:
+            (H2, W2, 3) float32 image in [0, 1].
+        """
+        target = as_ids(target, "the target label map", num_classes=self.num_classes, min_size=8)
+        image, source = self._source_tensors()
+        ids = torch.from_numpy(target).to(self.device).unsqueeze(0)  # (1,H2,W2)
+        self.generator.eval()
+        out = self.generator(image, source, one_hot(ids, self.num_classes))
+        return tensor_to_image(out)

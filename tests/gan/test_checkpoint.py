@@ -1,0 +1,158 @@
+"""Tests of semia.checkpoint: atomic writes, config JSON, optimiser flattening, model files."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from semia.config import AugmentConfig, GeneratorConfig, LossWeights, TrainConfig
+from semia.gan import checkpoint as ckpt
+
+
+def test_atomic_write_replaces_and_leaves_no_temp_files(tmp_path):
+    path = tmp_path / "sub" / "f.bin"
+    ckpt.atomic_write_bytes(path, b"one")
+    ckpt.atomic_write_bytes(path, b"two")
+    assert path.read_bytes() == b"two"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["f.bin"]
+
+
+def test_atomic_writes_get_the_permissions_of_a_new_file(tmp_path):
+    from semia.io import write_image
+
+    umask = os.umask(0o022)
+    try:
+        ckpt.atomic_write_text(tmp_path / "a.json", "{}")
+        write_image(tmp_path / "b.png", np.zeros((4, 4, 3), np.float32))
+    finally:
+        os.umask(umask)
+    for name in ("a.json", "b.png"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
+
+
+def test_config_roundtrip_through_json():
+    config = TrainConfig(
+        iters=7,
+        adam_betas=(0.5, 0.99),
+        generator=GeneratorConfig(base_channels=8),
+        augment=AugmentConfig(ramp_iters=3),
+        loss_weights=LossWeights(gan=0.0, patch_coherence=2.5),
+    )
+    data = json.loads(json.dumps(ckpt.config_to_dict(config)))
+    assert ckpt.config_from_dict(data) == config
+
+
+def test_config_from_dict_defaults_missing_and_ignores_unknown_fields():
+    data = {"iters": 5, "from_the_future": 1, "loss_weights": {"gan": 0.5}}
+    config = ckpt.config_from_dict(data)
+    assert config == replace(TrainConfig(iters=5), loss_weights=LossWeights(gan=0.5))
+
+
+def test_models_stored_before_the_fill_options_load_without_them():
+    # a format-1 file whose generator config lacks a field was written before it existed: the
+    # old behaviour ("off", anchors anywhere, no dilation), not today's default
+    stored = ckpt.config_to_dict(TrainConfig())
+    for key in ("fill_changed", "fill_margin", "fill_dilate"):
+        del stored["generator"][key]
+    assert ckpt.config_from_dict(stored, version=2) == TrainConfig()  # today's files: defaults
+    config = ckpt.config_from_dict(json.loads(json.dumps(stored)), version=1)
+    new = TrainConfig().generator
+    assert (new.fill_changed, new.fill_margin, new.fill_dilate) == ("sample", 2, 2)
+    old = config.generator
+    assert (old.fill_changed, old.fill_margin, old.fill_dilate) == ("off", -1, 0)
+    assert replace(old, fill_changed="sample", fill_margin=2, fill_dilate=2) == new
+
+
+def _stepped_adam(seed: int) -> tuple[torch.nn.Module, torch.optim.Adam]:
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+    opt = torch.optim.Adam(net.parameters(), lr=0.01, betas=(0.0, 0.9))
+    for _ in range(3):
+        opt.zero_grad()
+        net(torch.randn(5, 4)).pow(2).sum().backward()
+        opt.step()
+    return net, opt
+
+
+def test_optimizer_state_roundtrip_continues_identically():
+    net, opt = _stepped_adam(0)
+    tensors, meta = ckpt.optimizer_state_to_flat(opt, "opt.G")
+    assert all(k.startswith("opt.G.state.") for k in tensors)
+    meta = json.loads(json.dumps(meta))  # must be JSON-clean
+    assert meta["state"]["0"]["step"] == 3
+
+    net2, _ = _stepped_adam(1)
+    net2.load_state_dict(net.state_dict())
+    opt2 = torch.optim.Adam(net2.parameters(), lr=1.0)
+    ckpt.optimizer_state_from_flat(opt2, tensors, meta, "opt.G")
+    assert opt2.param_groups[0]["lr"] == 0.01 and opt2.param_groups[0]["betas"] == (0.0, 0.9)
+
+    x = torch.randn(5, 4)
+    for n, o in ((net, opt), (net2, opt2)):
+        o.zero_grad()
+        n(x).pow(2).sum().backward()
+        o.step()
+    for a, b in zip(net.parameters(), net2.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def _model_file() -> ckpt.ModelFile:
+    rng = np.random.default_rng(0)
+    return ckpt.ModelFile(
+        generator_state={"w": torch.randn(3, 4), "b": torch.zeros(2, dtype=torch.int64)},
+        source_image=rng.random((9, 11, 3), dtype=np.float32),
+        source_labels=rng.integers(0, 3, (9, 11)),
+        palette=np.array([[0, 0, 0], [255, 0, 0], [0, 255, 0]], np.uint8),
+        config=TrainConfig(iters=3),
+    )
+
+
+def test_model_file_roundtrip(tmp_path):
+    model = _model_file()
+    ckpt.save_model(tmp_path / ckpt.MODEL_FILE, model)
+    for path in (tmp_path, tmp_path / ckpt.MODEL_FILE):
+        back = ckpt.load_model(path)
+        assert back.config == model.config
+        np.testing.assert_array_equal(back.source_image, model.source_image)
+        np.testing.assert_array_equal(back.source_labels, model.source_labels)
+        np.testing.assert_array_equal(back.palette, model.palette)
+        assert back.source_labels.dtype == np.int64 and back.palette.dtype == np.uint8
+        assert back.generator_state.keys() == model.generator_state.keys()
+        for k, v in model.generator_state.items():
+            assert torch.equal(back.generator_state[k], v)
+
+
+def test_load_model_errors(tmp_path):
+    with pytest.raises(ValueError, match="no SemIA model"):
+        ckpt.load_model(tmp_path)
+    (tmp_path / ckpt.MODEL_FILE).write_bytes(b"not a safetensors file")
+    with pytest.raises(ValueError, match="not a readable safetensors"):
+        ckpt.load_model(tmp_path)
+    ckpt._save_safetensors(tmp_path / ckpt.MODEL_FILE, {"x": torch.zeros(1)}, {"format": "other"})
+    with pytest.raises(ValueError, match="not a SemIA model"):
+        ckpt.load_model(tmp_path)
+
+
+def test_train_state_roundtrip_and_mismatch(tmp_path):
+    tensors = {"G.w": torch.arange(6.0).view(2, 3), "rng.train": torch.arange(5, dtype=torch.uint8)}
+    ckpt.save_train_state(tmp_path, tensors, {"step": 4, "extra": [1, 2]})
+    back, meta = ckpt.load_train_state(tmp_path)
+    assert meta["step"] == 4 and meta["extra"] == [1, 2]
+    assert torch.equal(back["G.w"], tensors["G.w"]) and torch.equal(
+        back["rng.train"], tensors["rng.train"]
+    )
+
+    # a JSON from another save (a kill between the two writes) is detected
+    saved_json = (tmp_path / ckpt.STATE_JSON).read_text()
+    ckpt.save_train_state(tmp_path, tensors, {"step": 5})
+    (tmp_path / ckpt.STATE_JSON).write_text(saved_json)
+    with pytest.raises(ValueError, match="different checkpoints"):
+        ckpt.load_train_state(tmp_path)
+    with pytest.raises(ValueError, match="no training state"):
+        ckpt.load_train_state(tmp_path / "missing")

@@ -1,0 +1,335 @@
+"""Readers and writers on real files of every kind users have."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import PALETTE, SHARED, antialias, scene_ids
+from PIL import Image
+
+from semia.io import (
+    InputError,
+    LabelMap,
+    load_scene,
+    match_target,
+    read_image,
+    read_label_map,
+    read_target,
+    write_image,
+)
+
+
+def _agreement(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a == b).mean())
+
+
+# --- colour-coded label maps ---------------------------------------------------------------
+
+
+def test_clean_rgb_label_map(tmp_path):
+    ids = scene_ids()
+    Image.fromarray(PALETTE[ids]).save(tmp_path / "l.png")
+    lab = read_label_map(tmp_path / "l.png")
+    assert lab.num_classes == 3
+    assert {tuple(c) for c in lab.palette} == {tuple(c) for c in PALETTE}
+    assert np.array_equal(lab.palette[lab.ids], PALETTE[ids])  # every pixel exact
+
+
+def test_antialiased_label_map_finds_real_palette(tmp_path):
+    ids = scene_ids(90, 120)
+    colours = antialias(ids)
+    n_colours = len(np.unique(colours.reshape(-1, 3), axis=0))
+    assert n_colours > 10  # the fixture really is anti-aliased
+    Image.fromarray(colours).save(tmp_path / "aa.png")
+    lab = read_label_map(tmp_path / "aa.png")
+    assert lab.num_classes == 3  # blends at the edges did not become classes
+    assert {tuple(c) for c in lab.palette} == {tuple(c) for c in PALETTE}
+    # relabelled ids agree with the truth except within a pixel of an edge
+    truth_colours = PALETTE[np.roll(ids, 0)]
+    got = lab.palette[lab.ids]
+    assert (got == truth_colours).all(axis=2).mean() > 0.97
+
+
+def test_edge_blend_never_becomes_third_class(tmp_path):
+    """A sky/ground blend whose colour is nearest to the tree colour stays sky or ground."""
+    ids = np.zeros((40, 40), np.int64)
+    ids[20:] = 2
+    ids[:5, :5] = 1  # a small tree elsewhere so the tree colour is in the palette
+    colours = PALETTE[ids].copy()
+    colours[20] = (PALETTE[0].astype(int) + PALETTE[2]) // 2  # a 1-px blend row
+    Image.fromarray(colours).save(tmp_path / "blend.png")
+    lab = read_label_map(tmp_path / "blend.png")
+    assert lab.num_classes == 3
+    tree = next(k for k in range(3) if tuple(lab.palette[k]) == tuple(PALETTE[1]))
+    assert not (lab.ids[20] == tree).any()
+
+
+def test_jpeg_label_map(tmp_path):
+    ids = scene_ids(90, 120)
+    Image.fromarray(antialias(ids)).save(tmp_path / "l.jpg", quality=75)
+    lab = read_label_map(tmp_path / "l.jpg")
+    assert lab.num_classes == 3
+    dist = np.abs(lab.palette.astype(int)[:, None] - PALETTE.astype(int)[None]).sum(2).min(1)
+    assert (dist <= 12).all()  # found colours are the true ones up to JPEG noise
+
+
+def test_rgba_label_map_with_transparent_pixels(tmp_path):
+    ids = scene_ids()
+    rgba = np.concatenate([PALETTE[ids], np.full((*ids.shape, 1), 255, np.uint8)], axis=2)
+    rgba[10:13, 10:13, 3] = 0  # a transparent hole inside the sky
+    rgba[30, :, 3] = 200  # partly transparent row keeps its colour
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "l.png")
+    lab = read_label_map(tmp_path / "l.png")
+    assert lab.num_classes == 3
+    assert np.array_equal(lab.palette[lab.ids], PALETTE[ids])  # hole filled from around
+
+
+def test_close_but_distinct_colours_stay_apart(tmp_path):
+    """Two real labels 20 apart in RGB (as in face-parsing palettes) are not merged."""
+    pal = np.array([[255, 255, 255], [0, 80, 100], [0, 60, 100]], np.uint8)
+    ids = np.zeros((50, 50), np.int64)
+    ids[10:30, 10:30] = 1
+    ids[35:45, 35:45] = 2
+    Image.fromarray(pal[ids]).save(tmp_path / "l.png")
+    assert read_label_map(tmp_path / "l.png").num_classes == 3
+
+
+# --- id label maps ---------------------------------------------------------------------------
+
+
+def test_palette_png_indices_are_ids(tmp_path):
+    ids = scene_ids() * 3  # indices 0, 3, 6
+    im = Image.fromarray(ids.astype(np.uint8), "P")
+    flat = np.zeros((256, 3), np.uint8)
+    flat[0], flat[3], flat[6] = PALETTE
+    im.putpalette(flat.ravel().tolist())
+    im.save(tmp_path / "p.png")
+    lab = read_label_map(tmp_path / "p.png")
+    assert lab.kind == "palette"
+    assert lab.values == (0, 3, 6)
+    assert np.array_equal(lab.ids, ids // 3)
+    assert np.array_equal(lab.palette, PALETTE)
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_grayscale_ids(tmp_path, bits):
+    ids = scene_ids()
+    values = np.array([7, 11, 26])[ids]  # Cityscapes-style train ids
+    if bits == 8:
+        Image.fromarray(values.astype(np.uint8), "L").save(tmp_path / "g.png")
+    else:
+        Image.fromarray(values.astype(np.uint16) * 1000).save(tmp_path / "g.png")
+    lab = read_label_map(tmp_path / "g.png")
+    assert lab.kind == "ids"
+    assert lab.values == ((7, 11, 26) if bits == 8 else (7000, 11000, 26000))
+    assert np.array_equal(lab.ids, ids)
+
+
+def test_npy_ids_and_matching_target(tmp_path):
+    ids = scene_ids()
+    np.save(tmp_path / "l.npy", ids * 5)
+    lab = read_label_map(tmp_path / "l.npy")
+    assert lab.values == (0, 5, 10)
+    target = np.flipud(ids) * 5
+    np.save(tmp_path / "t.npy", target)
+    assert np.array_equal(read_target(tmp_path / "t.npy", lab).ids, np.flipud(ids))
+    np.save(tmp_path / "bad.npy", np.where(ids == 1, 99, ids * 5))
+    with pytest.raises(InputError, match="value 99"):
+        read_target(tmp_path / "bad.npy", lab)
+    filled = read_target(tmp_path / "bad.npy", lab, unknown="nearest")
+    assert set(np.unique(filled.ids)) <= {0, 2}  # the unknown blob filled from its surroundings
+
+
+def test_npy_rejects_bad_arrays(tmp_path):
+    np.save(tmp_path / "f.npy", np.random.default_rng(0).random((5, 5)))
+    with pytest.raises(InputError, match="integer"):
+        read_label_map(tmp_path / "f.npy")
+    np.save(tmp_path / "3d.npy", np.zeros((2, 3, 4), np.int64))
+    with pytest.raises(InputError, match="2-D"):
+        read_label_map(tmp_path / "3d.npy")
+
+
+def test_photo_given_as_grayscale_label_map_is_refused(tmp_path):
+    noise = np.random.default_rng(0).integers(0, 65535, (64, 64)).astype(np.uint16)
+    Image.fromarray(noise).save(tmp_path / "photo.png")
+    with pytest.raises(InputError, match="photo"):
+        read_label_map(tmp_path / "photo.png")
+
+
+# --- targets ---------------------------------------------------------------------------------
+
+
+def test_target_snaps_to_source_palette_and_may_differ_in_size(tmp_path):
+    ids = scene_ids(90, 120)
+    Image.fromarray(antialias(ids)).save(tmp_path / "l.png")
+    target_ids = scene_ids(60, 150)  # another size and aspect ratio
+    Image.fromarray(antialias(target_ids)).save(tmp_path / "t.png")
+    src = read_label_map(tmp_path / "l.png")
+    tgt = read_target(tmp_path / "t.png", src)
+    assert tgt.size == (60, 150)
+    assert np.array_equal(tgt.palette, src.palette)
+    truth = PALETTE[target_ids]
+    assert (tgt.palette[tgt.ids] == truth).all(axis=2).mean() > 0.95
+
+
+def test_unknown_target_colour_is_listed(tmp_path):
+    ids = scene_ids()
+    Image.fromarray(PALETTE[ids]).save(tmp_path / "l.png")
+    colours = PALETTE[ids].copy()
+    colours[40:55, 5:25] = (200, 0, 200)  # a purple the source never had
+    Image.fromarray(colours).save(tmp_path / "t.png")
+    src = read_label_map(tmp_path / "l.png")
+    with pytest.raises(InputError) as err:
+        read_target(tmp_path / "t.png", src)
+    message = str(err.value)
+    assert "(200, 0, 200)" in message and "300 px" in message and "nearest" in message
+    tgt = read_target(tmp_path / "t.png", src, unknown="nearest")
+    assert np.isin(tgt.ids, np.arange(3)).all()
+    _, unknown = match_target(tmp_path / "t.png", src)
+    assert len(unknown) == 1 and unknown[0].pixels == 300
+    assert 40 <= unknown[0].location[0] < 55 and 5 <= unknown[0].location[1] < 25
+
+
+def test_grayscale_target_against_colour_source_is_refused(tmp_path):
+    ids = scene_ids()
+    Image.fromarray(PALETTE[ids]).save(tmp_path / "l.png")
+    Image.fromarray(ids.astype(np.uint8), "L").save(tmp_path / "t.png")
+    with pytest.raises(InputError, match="grayscale"):
+        read_target(tmp_path / "t.png", read_label_map(tmp_path / "l.png"))
+
+
+# --- images ----------------------------------------------------------------------------------
+
+
+def _photo(h: int = 60, w: int = 80) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w]
+    return np.stack([xx / w, yy / h, 0.5 + 0 * xx], axis=2).astype(np.float32)
+
+
+def test_read_image_modes(tmp_path):
+    photo = (_photo() * 255).round().astype(np.uint8)
+    Image.fromarray(photo).save(tmp_path / "rgb.png")
+    assert np.allclose(read_image(tmp_path / "rgb.png"), photo / 255.0, atol=1e-6)
+    rgba = np.concatenate([photo, np.full((*photo.shape[:2], 1), 255, np.uint8)], axis=2)
+    rgba[0, 0, 3] = 0
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
+    img = read_image(tmp_path / "rgba.png")
+    assert np.allclose(img[0, 0], 1.0)  # transparent -> white
+    assert np.allclose(img[1:], photo[1:] / 255.0, atol=1e-6)
+    gray16 = (np.linspace(0, 65535, 80)[None].repeat(60, 0)).astype(np.uint16)
+    Image.fromarray(gray16).save(tmp_path / "g16.png")
+    g = read_image(tmp_path / "g16.png")
+    assert g.shape == (60, 80, 3) and abs(g.max() - 1.0) < 1e-4 and g.min() == 0.0
+    Image.fromarray(photo).convert("P").save(tmp_path / "pal.png")
+    assert read_image(tmp_path / "pal.png").shape == (60, 80, 3)
+    Image.fromarray(photo).save(tmp_path / "x.webp", lossless=True)
+    assert np.allclose(read_image(tmp_path / "x.webp"), photo / 255.0, atol=1e-6)
+    Image.fromarray(photo).save(tmp_path / "x.tiff")
+    assert np.allclose(read_image(tmp_path / "x.tiff"), photo / 255.0, atol=1e-6)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    photo = (_photo(30, 50) * 255).astype(np.uint8)
+    im = Image.fromarray(photo)
+    exif = im.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    im.save(tmp_path / "rot.jpg", exif=exif, quality=95)
+    img = read_image(tmp_path / "rot.jpg")
+    assert img.shape == (50, 30, 3)
+
+
+def test_max_size_downscales_image_and_labels_together(tmp_path):
+    ids = scene_ids(300, 400)
+    Image.fromarray(PALETTE[ids]).save(tmp_path / "l.png")
+    Image.fromarray((_photo(300, 400) * 255).astype(np.uint8)).save(tmp_path / "i.png")
+    image, lab = load_scene(tmp_path / "i.png", tmp_path / "l.png", max_size=100)
+    assert image.shape == (75, 100, 3) and lab.size == (75, 100)
+    assert lab.num_classes == 3  # nearest sampling keeps exact ids
+
+
+def test_mismatched_sizes_are_an_error(tmp_path):
+    Image.fromarray(PALETTE[scene_ids(60, 80)]).save(tmp_path / "l.png")
+    Image.fromarray((_photo(61, 80) * 255).astype(np.uint8)).save(tmp_path / "i.png")
+    with pytest.raises(InputError, match="same size"):
+        load_scene(tmp_path / "i.png", tmp_path / "l.png")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"", "empty"), (b"this is not an image", "not a readable image"), (None, "no such file")],
+)
+def test_unreadable_files(tmp_path, content, message):
+    path = tmp_path / "bad.png"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(InputError, match=message) as err:
+        read_image(path)
+    assert str(path) in str(err.value)
+    with pytest.raises(InputError, match=message):
+        read_label_map(path)
+
+
+def test_truncated_file(tmp_path):
+    Image.fromarray((_photo(200, 200) * 255).astype(np.uint8)).save(tmp_path / "full.png")
+    data = (tmp_path / "full.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="damaged or truncated"):
+        read_image(tmp_path / "cut.png")
+
+
+def test_write_image_is_atomic_and_roundtrips(tmp_path):
+    photo = _photo()
+    path = write_image(tmp_path / "sub" / "o.png", photo)
+    assert np.abs(read_image(path) - photo).max() <= 0.5 / 255 + 1e-6
+    assert [p.name for p in path.parent.iterdir()] == ["o.png"]  # no temp file left behind
+    with pytest.raises(InputError, match="suffix"):
+        write_image(tmp_path / "o.txt", photo)
+
+
+def test_write_image_failure_leaves_no_file(tmp_path):
+    bad = np.zeros((0, 0, 3), np.uint8)  # PIL cannot save an empty image
+    with pytest.raises((ValueError, SystemError)):
+        write_image(tmp_path / "o.png", bad)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_labelmap_helpers():
+    lab = LabelMap(ids=np.array([[0, 1], [1, 1]]), palette=PALETTE[:2])
+    assert lab.counts().tolist() == [1, 3]
+    assert lab.to_rgb().shape == (2, 2, 3)
+    assert "75.00 %" in lab.describe()
+
+
+# --- the shared scenes -----------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="shared example scenes not present")
+@pytest.mark.parametrize(
+    ("scene", "classes"),
+    [("building", 3), ("face", 10), ("hill", 5), ("lake", 5), ("pantheon", 2), ("tree", 3),
+     ("zebra", 2)],
+)  # fmt: skip
+def test_shared_scenes_palettes_and_targets(scene, classes):
+    folder = SHARED / scene
+    image_path = next(folder.glob("img.*"))
+    label_path = next(folder.glob("label.*"))
+    _image, lab = load_scene(image_path, label_path, max_size=256)
+    assert lab.num_classes == classes
+    assert (lab.counts() > 0).all()
+    for cond in sorted((folder / "cond").iterdir()):
+        tgt, unknown = match_target(cond, lab, max_size=256)
+        assert unknown == [], f"{cond}: {unknown}"
+        if cond.stem == "rec":
+            assert _agreement(tgt.ids, lab.ids) > 0.995
+
+
+def test_read_target_reads_at_the_source_scale_by_default(tmp_path):
+    ids = scene_ids(60, 80)
+    Image.fromarray(antialias(ids)).save(tmp_path / "label.png")
+    Image.fromarray(antialias(np.roll(ids, 10, axis=1))).save(tmp_path / "target.png")
+    source = read_label_map(tmp_path / "label.png", max_size=40)
+    assert source.size == (30, 40) and source.scale == pytest.approx(0.5)
+    target = read_target(tmp_path / "target.png", source)
+    assert target.size == source.size
+    full = read_target(tmp_path / "target.png", read_label_map(tmp_path / "label.png"))
+    assert full.size == (60, 80)

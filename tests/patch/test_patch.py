@@ -1,0 +1,244 @@
+"""Tests of the training-free guided patch synthesis (semia.patch)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from semia.config import PatchConfig
+from semia.patch import nnf as nn_field
+from semia.patch import synthesize
+
+RED = ((0.55, 1.0), (0.0, 0.3), (0.0, 0.3))  # per-channel colour range of class 0
+BLUE = ((0.0, 0.3), (0.1, 0.45), (0.55, 1.0))  # per-channel colour range of class 1
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _texture(rng: np.random.Generator, h: int, w: int, ranges) -> np.ndarray:
+    """(h, w, 3) float32 texture: smoothed noise plus stripes, each channel within its range."""
+    noise = rng.random((h + 2, w + 2, 3))
+    smooth = sum(noise[dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3)) / 9
+    stripes = 0.5 + 0.5 * np.sin(np.arange(w) * 0.9 + rng.random() * 6)[None, :, None]
+    t = 0.6 * smooth + 0.4 * stripes  # (h, w, 3) in [0, 1]
+    lo = np.array([r[0] for r in ranges])
+    hi = np.array([r[1] for r in ranges])
+    return (lo + (hi - lo) * t).astype(np.float32)
+
+
+def _disc(h: int, w: int, cy: float, cx: float, radius: float) -> np.ndarray:
+    y, x = np.mgrid[:h, :w]
+    return ((y - cy) ** 2 + (x - cx) ** 2 <= radius**2).astype(np.int64)
+
+
+def _scene(h: int = 48, w: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Red textured background (class 0) with a blue textured disc (class 1)."""
+    rng = np.random.default_rng(seed)
+    labels = _disc(h, w, h * 0.5, w * 0.35, min(h, w) * 0.3)
+    image = np.where(
+        labels[..., None] == 1, _texture(rng, h, w, BLUE), _texture(rng, h, w, RED)
+    ).astype(np.float32)
+    return image, labels
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(1.0 / max(np.mean((a - b) ** 2), 1e-12)))
+
+
+def _in_range(pixels: np.ndarray, ranges, tol: float = 1e-4) -> bool:
+    return all(
+        pixels[:, c].min() >= lo - tol and pixels[:, c].max() <= hi + tol
+        for c, (lo, hi) in enumerate(ranges)
+    )
+
+
+# every size above the tiny test images runs PatchMatch instead of the exact search: run the core
+# tests both ways
+SEARCHES = pytest.mark.parametrize(
+    "config", [PatchConfig(), PatchConfig(exact_max_pairs=0)], ids=["exact", "patchmatch"]
+)
+
+
+@SEARCHES
+def test_identity_reproduces_source(config):
+    image, labels = _scene(64, 80)
+    out = synthesize(image, labels, labels, seed=3, config=config)
+    assert out.shape == image.shape and out.dtype == np.float32
+    assert _psnr(out, image) >= 35.0
+
+
+@SEARCHES
+def test_regions_use_only_their_class_colours(config):
+    image, labels = _scene(48, 64)
+    target = _disc(48, 64, 20, 44, 12) + _disc(48, 64, 36, 12, 8)  # moved + a new disc
+    target = np.clip(target, 0, 1)
+    out = synthesize(image, labels, target, seed=1, config=config)
+    assert _in_range(out[target == 0], RED)
+    assert _in_range(out[target == 1], BLUE)
+
+
+@SEARCHES
+def test_seeded_determinism_and_diversity(config):
+    image, labels = _scene(48, 64)
+    target = _disc(48, 64, 24, 44, 13)  # the disc moved right
+    a = synthesize(image, labels, target, seed=5, config=config)
+    b = synthesize(image, labels, target, seed=5, config=config)
+    c = synthesize(image, labels, target, seed=6, config=config)
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a - c).mean() > 1e-3
+
+
+def test_target_of_another_size():
+    image, labels = _scene(48, 64)
+    target = _disc(40, 96, 20, 70, 12)
+    out = synthesize(image, labels, target, seed=0)
+    assert out.shape == (40, 96, 3)
+    assert _in_range(out[target == 0], RED)
+    assert _in_range(out[target == 1], BLUE)
+
+
+def test_odd_sizes():
+    image, labels = _scene(37, 53)
+    target = _disc(41, 29, 20, 14, 9)
+    out = synthesize(image, labels, target, seed=2)
+    assert out.shape == (41, 29, 3)
+    assert np.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+    assert _in_range(out[target == 1], BLUE)
+
+
+def test_object_removal_fills_with_background_texture():
+    image, labels = _scene(48, 64)
+    target = np.zeros_like(labels)  # the disc relabelled as background
+    out = synthesize(image, labels, target, seed=0)
+    hole = labels == 1
+    assert _in_range(out[hole], RED)
+    # textured like the background, not a flat average
+    assert out[hole].std(0).mean() > 0.5 * image[~hole].std(0).mean()
+    # the untouched background stays as it was
+    ring = ~hole & (_disc(48, 64, 24, 22.4, 20) == 0)
+    assert _psnr(out[ring], image[ring]) >= 30.0
+
+
+def test_subset_of_classes_and_num_classes():
+    image, labels = _scene(32, 40)
+    target = np.ones((30, 30), dtype=np.int64)
+    out = synthesize(image, labels, target, num_classes=4, seed=0)
+    assert _in_range(out.reshape(-1, 3), BLUE)
+
+
+def test_progress_reports_every_round():
+    image, labels = _scene(32, 40)
+    calls = []
+    config = PatchConfig(coarse_iters=2, fine_iters=1)
+    synthesize(image, labels, labels, config=config, progress=lambda i, n: calls.append((i, n)))
+    total = calls[-1][1]
+    assert [c[0] for c in calls] == list(range(1, total + 1))
+
+
+def test_target_class_missing_from_source_raises():
+    image, labels = _scene(32, 40)
+    target = labels.copy()
+    target[:4, :4] = 2
+    with pytest.raises(ValueError, match="does not"):
+        synthesize(image, labels, target)
+
+
+@pytest.mark.parametrize(
+    ("image", "labels", "target", "match"),
+    [
+        (np.zeros((8, 8, 4), np.float32), np.zeros((8, 8), np.int64), None, r"\(H, W, 3\)"),
+        (np.zeros((8, 8, 3), np.float32), np.zeros((8, 9), np.int64), None, "same size"),
+        (np.zeros((8, 8, 3), np.float32), np.zeros((8, 8), np.float32), None, "integer"),
+        (np.zeros((8, 8, 3), np.float32), -np.ones((8, 8), np.int64), None, "negative"),
+    ],
+)
+def test_bad_inputs_raise(image, labels, target, match):
+    target = np.zeros((8, 8), np.int64) if target is None else target
+    with pytest.raises(ValueError, match=match):
+        synthesize(image, labels, target)
+
+
+def test_bad_config_raises():
+    image, labels = _scene(16, 16)
+    with pytest.raises(ValueError, match="patch_size"):
+        synthesize(image, labels, labels, config=PatchConfig(patch_size=4))
+
+
+def test_num_classes_too_small_raises():
+    image, labels = _scene(16, 16)
+    with pytest.raises(ValueError, match="only 1 classes"):
+        synthesize(image, labels, labels, num_classes=1)
+
+
+def test_accepts_torch_device_object():
+    image, labels = _scene(24, 24)
+    out = synthesize(image, labels, labels, device=torch.device("cpu"))
+    assert _psnr(out, image) >= 35.0
+
+
+def test_vote_of_identity_field_copies_the_image():
+    image, labels = _scene(12, 15)
+    img = torch.from_numpy(image).permute(2, 0, 1).contiguous()  # (3, H, W)
+    lab = torch.from_numpy(labels)
+    allowed = torch.nn.functional.one_hot(lab, 2).permute(2, 0, 1).reshape(2, -1).bool()
+    field = torch.arange(lab.numel())
+    out = nn_field.vote(field, torch.ones(lab.numel()), img, allowed, lab, 5)
+    torch.testing.assert_close(out, img)
+
+
+def test_upsampled_identity_field_stays_identity():
+    coarse = torch.arange(4 * 6)
+    fine = nn_field.upsample_nnf(coarse, (4, 6), (4, 6), (7, 11), (7, 11))
+    assert torch.equal(fine, torch.arange(7 * 11))
+
+
+def test_initial_field_is_identity_for_an_unchanged_layout():
+    _, labels = _scene(20, 24)
+    lab = torch.from_numpy(labels)
+    allowed = torch.nn.functional.one_hot(lab, 2).permute(2, 0, 1).reshape(2, -1).bool()
+    gen = torch.Generator().manual_seed(0)
+    field, anchored = nn_field.initial_nnf(lab, lab, allowed, gen, 3, 0.9)
+    assert torch.equal(field, torch.arange(lab.numel()))
+    assert anchored.all()
+
+
+def test_initial_field_follows_a_moved_region():
+    src = torch.from_numpy(_disc(30, 40, 15, 12, 6))
+    tgt = torch.from_numpy(_disc(30, 40, 13, 27, 6))  # moved by (-2, +15)
+    allowed = torch.nn.functional.one_hot(src, 2).permute(2, 0, 1).reshape(2, -1).bool()
+    field, _ = nn_field.initial_nnf(tgt, src, allowed, torch.Generator().manual_seed(0), 3, 0.9)
+    ys, xs = (tgt == 1).nonzero(as_tuple=True)
+    idx = ys * 40 + xs
+    assert torch.equal(field[idx], (ys + 2) * 40 + (xs - 15))
+
+
+def test_blend_fill_removes_a_colour_step():
+    image = torch.full((3, 16, 16), 0.2)
+    image[:, :, 8:] = 0.6  # the right half was filled with a brighter copy
+    target = torch.zeros(16, 16, dtype=torch.long)
+    anchored = torch.zeros(16, 16, dtype=torch.bool)
+    anchored[:, :8] = True
+    out = nn_field.blend_fill(image, target, anchored, sigma=4.0)
+    assert torch.equal(out[:, :, :8], image[:, :, :8])  # anchored pixels untouched
+    assert (out[:, :, 8] - 0.2).abs().max() < 1e-5  # the step is gone at the border
+
+
+def test_sparse_class_ids():
+    image, labels = _scene(32, 40)
+    sparse = np.where(labels == 1, 200, 3)  # ids far apart, most unused
+    target = np.where(_disc(32, 40, 16, 28, 8) == 1, 200, 3)
+    out = synthesize(image, sparse, target, seed=0)
+    assert _in_range(out[target == 3], RED)
+    assert _in_range(out[target == 200], BLUE)
+    assert _psnr(synthesize(image, sparse, sparse), image) >= 35.0
+
+
+def test_chunked_gathers_give_the_same_result(monkeypatch):
+    image, labels = _scene(40, 56)
+    target = _disc(40, 56, 20, 36, 10)
+    whole = synthesize(image, labels, target, seed=4)
+    monkeypatch.setattr(nn_field, "_GATHER_ELEMENTS", 3000)  # many bands and candidate groups
+    chunked = synthesize(image, labels, target, seed=4)
+    np.testing.assert_allclose(chunked, whole, atol=1e-5)
