@@ -475,3 +475,46 @@ def test_cancelled_training_resumes(running, tmp_path):
     assert resumed.first is not None and resumed.first[1] > info["step"]  # went on from there
     trainer.shutdown()
     assert not resumed.process.is_alive() and trainer.status(session.key)["state"] == "cancelled"
+
+
+# --- scribble mode (semia.segment)
+
+
+def test_scribbles_make_the_label_map(running):
+    from semia.segment import demo_scribbles
+
+    size = running.editor.config.max_size
+    _, labels = load_scene(EXAMPLES / "lake/img.png", EXAMPLES / "lake/label.png", size)
+    strokes = demo_scribbles(labels).ids
+    raw = np.where(strokes < 0, 255, strokes).astype(np.uint8)
+    height, width = raw.shape
+    form = {
+        "photo": ("lake.png", (EXAMPLES / "lake/img.png").read_bytes()),
+        "scribbles": ("s.bin", raw.tobytes()),
+    }
+    response = running.client.post(
+        "/api/sessions/segment", files=form, data={"width": width, "height": height}
+    )
+    assert response.status_code == 200, response.text
+    session = response.json()
+    from semia.editor.server import SCRIBBLE_PALETTE
+
+    palette = ["#{:02x}{:02x}{:02x}".format(*c) for c in SCRIBBLE_PALETTE]
+    assert [c["colour"] for c in session["classes"]] == palette[: labels.num_classes]
+    ids = session_ids(session)
+    assert ids.shape == labels.ids.shape
+    assert (ids == labels.ids).mean() > 0.8  # the strokes' classes spread over their regions
+    out = result(running, session, ids)  # and it is an ordinary session from here on
+    assert_same_image(out, photo(running, session))
+    short = running.client.post(
+        "/api/sessions/segment",
+        files={**form, "scribbles": ("s.bin", raw.tobytes()[:-1])},
+        data={"width": width, "height": height},
+    )
+    assert short.status_code == 400 and "bytes of stroke classes" in short.json()["error"]
+    empty = running.client.post(
+        "/api/sessions/segment",
+        files={**form, "scribbles": ("s.bin", bytes([255]) * raw.size)},
+        data={"width": width, "height": height},
+    )
+    assert empty.status_code == 400 and "stroke" in empty.json()["error"]

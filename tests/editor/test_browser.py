@@ -259,3 +259,34 @@ def test_open_an_upload_and_see_a_bad_one_refused(page, tmp_path):
     assert (editor_state(page, "height"), editor_state(page, "width")) == labels.size
     assert page.locator("#palette button").count() == labels.num_classes
     np.testing.assert_array_equal(target(page), labels.ids)
+
+
+def test_scribble_mode_makes_a_label_map(page):
+    """A photo without a label map: strokes in two colours, Segment, then edit as usual."""
+    page.set_input_files("#photo-file", str(EXAMPLES / "lake/img.png"))
+    page.click("#open-button")
+    page.wait_for_function("() => document.body.dataset.mode === 'scribble'")
+    assert page.is_visible("#segment") and not page.is_visible("#result")
+    width, height = editor_state(page, "width"), editor_state(page, "height")
+    assert max(width, height) == SIZE
+    _, labels = source_labels()
+    rows = {SKY: 6, WATER: None}
+    ys, xs = np.nonzero(labels.ids == WATER)  # a stroke along the middle row of the lake
+    rows[WATER] = int(np.median(ys))
+    water_x = xs[ys == rows[WATER]]
+    page.click("[data-tool=brush]")
+    page.click("#palette button[data-class='0']")
+    drag(page, (20, rows[SKY]), (100, rows[SKY]))
+    page.click("#palette button[data-class='1']")
+    drag(page, (int(water_x.min()) + 3, rows[WATER]), (int(water_x.max()) - 3, rows[WATER]))
+    strokes = target(page)
+    assert set(np.unique(strokes)) == {0, 1, 255}
+    version = editor_state(page, "resultVersion")
+    page.click("#segment")
+    page.wait_for_function("() => document.body.dataset.mode === 'edit'", timeout=60_000)
+    wait_for_result(page, version)
+    ids = target(page)
+    assert ids.shape == labels.ids.shape and set(np.unique(ids)) == {0, 1}
+    assert (ids[:10] == 0).mean() > 0.9  # the sky's stroke class took the sky
+    assert ids[rows[WATER], int(np.median(water_x))] == 1
+    assert page.locator("#palette button").count() == 2

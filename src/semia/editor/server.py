@@ -7,7 +7,8 @@ Every answer other than an image is JSON; every error is JSON ``{"error": "messa
 Stateless:
 
     GET  /api/health                      {"ok": true, "version": ...}
-    GET  /api/examples                    {"examples": [names], "start": name}
+    GET  /api/examples                    {"examples": [names], "start": name, "max_size",
+                                          "scribble_palette": ["#rrggbb", ...]}
     POST /api/analogy                     multipart form: photo, label, target (files), seed
                                           (optional int) -> image/png, the training-free result
                                           at the target's size (target colours are snapped to
@@ -16,6 +17,10 @@ Stateless:
 Sessions (one per browser tab; the id is a random token, and only its holder reaches the data):
 
     POST   /api/sessions                  multipart form: photo, label (files) -> session JSON
+    POST   /api/sessions/segment          multipart form: photo (file), scribbles (file: W*H
+                                          bytes of stroke classes, row-major, 255 = none, classes
+                                          index SCRIBBLE_PALETTE), width, height -> session JSON
+                                          of the photo labelled by `semia.segment`
     POST   /api/sessions/example          JSON {"name": "lake"} (or {} for the scene the server
                                           was started with) -> session JSON
     GET    /api/sessions/{id}             session JSON
@@ -75,6 +80,7 @@ from semia.editor.uploads import (
     encode_png,
     ids_from_bytes,
     ids_to_base64,
+    read_photo,
     read_scene,
     read_target_upload,
 )
@@ -91,6 +97,10 @@ _CSP = (
     "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
     "connect-src 'self'; frame-ancestors 'none'"
 )
+SCRIBBLE_PALETTE = (  # stroke colours of scribble mode; they become the label map's colours
+    (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200),
+    (245, 130, 48), (145, 30, 180), (70, 240, 240), (240, 50, 230),
+)  # fmt: skip
 _LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
 _MAX_FORM_FILES = 4
 _RESULTS_KEPT = 24  # results kept per session (undo / redo answer at once)
@@ -173,6 +183,33 @@ class Editor:
 
     def open_upload(self, photo: Upload, label: Upload) -> Session:
         image, labels = read_scene(photo, label, self.config.max_size, self.config.max_pixels)
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(photo.filename or "").stem)[:60]
+        return self.sessions.open(name.strip("._") or "photo", image, labels)
+
+    def open_segmented(self, photo: Upload, strokes: bytes, width: int, height: int) -> Session:
+        """A session on an uploaded photo labelled from scribbles by `semia.segment`.
+
+        Args:
+            strokes: width * height bytes, row-major: the stroke class of each pixel (an index
+                into SCRIBBLE_PALETTE), 255 where nothing is drawn; any size with the photo's
+                aspect ratio.
+        """
+        from semia.segment import Scribbles, segment
+
+        if width < 1 or height < 1 or len(strokes) != width * height:
+            raise InputError(
+                f"scribbles: expected {width}x{height} = {width * height} bytes of stroke "
+                f"classes (uint8, 255 = none), got {len(strokes)} bytes"
+            )
+        ids = np.frombuffer(strokes, np.uint8).reshape(height, width).astype(np.int64)
+        ids[ids == 255] = -1
+        if int(ids.max()) >= len(SCRIBBLE_PALETTE):
+            raise InputError(
+                f"scribbles: stroke class {int(ids.max())}; use 0..{len(SCRIBBLE_PALETTE) - 1}"
+            )
+        image = read_photo(photo, self.config.max_size, self.config.max_pixels)
+        scribbles = Scribbles(ids, np.array(SCRIBBLE_PALETTE, np.uint8))
+        labels = self._locked(lambda: segment(image, scribbles), lambda: True)
         name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(photo.filename or "").stem)[:60]
         return self.sessions.open(name.strip("._") or "photo", image, labels)
 
@@ -529,7 +566,12 @@ def create_app(editor: Editor, host: str = "127.0.0.1") -> FastAPI:
 
     @app.get("/api/examples")
     async def examples() -> dict:
-        return {"examples": editor.example_names, "start": editor.start_name}
+        return {
+            "examples": editor.example_names,
+            "start": editor.start_name,
+            "max_size": editor.config.max_size,
+            "scribble_palette": ["#{:02x}{:02x}{:02x}".format(*c) for c in SCRIBBLE_PALETTE],
+        }
 
     @app.post("/api/analogy")
     async def stateless(request: Request) -> Response:
@@ -543,6 +585,14 @@ def create_app(editor: Editor, host: str = "127.0.0.1") -> FastAPI:
     async def open_session(request: Request) -> dict:
         (photo, label), _ = await form_uploads(request, ("photo", "label"))
         session = await run_in_threadpool(editor.open_upload, photo, label)
+        return editor.session_json(session)
+
+    @app.post("/api/sessions/segment")
+    async def open_segmented(request: Request) -> dict:
+        (photo, strokes), form = await form_uploads(request, ("photo", "scribbles"))
+        width = int_field(form.get("width"), "width", 0)
+        height = int_field(form.get("height"), "height", 0)
+        session = await run_in_threadpool(editor.open_segmented, photo, strokes.data, width, height)
         return editor.session_json(session)
 
     @app.post("/api/sessions/example")

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from semia.io import InputError, LabelMap, load_scene, read_target, to_uint8
+from semia.io import InputError, LabelMap, load_scene, read_image, read_target, to_uint8
 
 _SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".npy")
 _NPY_MAGIC = b"\x93NUMPY"
@@ -107,6 +107,12 @@ def read_scene(
     if labels.num_classes > 256:
         raise InputError(f"{label.describe()}: more than 256 labels; the editor handles 256")
     return image, labels
+
+
+def read_photo(photo: Upload, max_size: int, max_pixels: int) -> np.ndarray:
+    """Decode an uploaded photo, downscaled to max_size: (H, W, 3) float32 in [0, 1]."""
+    with _Spooled([photo], max_pixels) as (path,):
+        return read_image(path, max_size)
 
 
 def read_target_upload(

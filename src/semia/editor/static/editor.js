@@ -35,7 +35,12 @@
     lastLatency: null, // seconds from request to shown result
     ganTimer: null,
     frame: null, // the last rendered ImageData
+    mode: "edit", // "edit": a layout for a photo with labels; "scribble": strokes to label it
+    maxSize: 256, // the server's photo size (longest side)
+    scribblePalette: [], // stroke colours of scribble mode
+    scribbleFile: null, // the photo being scribbled on
   };
+  const NONE = 255; // scribble mode: no stroke on this pixel
 
   // ---------------------------------------------------------------------------------------------
   // messages
@@ -100,7 +105,8 @@
       el.style.width = `${Math.round(json.width * scale)}px`;
       el.style.height = `${Math.round(json.height * scale)}px`;
     }
-    buildPalette();
+    setMode("edit");
+    buildPalette(json.classes);
     setMethod("analogy");
     showTraining(json.gan);
     if (json.gan.state === "running") pollTraining();
@@ -124,8 +130,12 @@
     event.preventDefault();
     const photo = $("photo-file").files[0];
     const label = $("label-file").files[0];
-    if (!photo || !label) {
-      status("choose a photo and its label map first", true);
+    if (!photo) {
+      status("choose a photo (and its label map, or none to make one from scribbles)", true);
+      return;
+    }
+    if (!label) {
+      await startScribble(photo);
       return;
     }
     const form = new FormData();
@@ -133,6 +143,58 @@
     form.append("label", label);
     status("reading the upload…");
     const response = await fetch("/api/sessions", { method: "POST", body: form });
+    if (!response.ok) {
+      status(await errorText(response), true);
+      return;
+    }
+    await openSession(await response.json());
+  }
+
+  function setMode(mode) {
+    state.mode = mode;
+    document.body.dataset.mode = mode;
+  }
+
+  // scribble mode: the photo alone, strokes in a few colours, then the server segments it
+  async function startScribble(file) {
+    const bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
+    const scale = Math.min(1, state.maxSize / Math.max(bitmap.width, bitmap.height));
+    const width = Math.max(1, Math.round(bitmap.width * scale));
+    const height = Math.max(1, Math.round(bitmap.height * scale));
+    const off = document.createElement("canvas");
+    off.width = width;
+    off.height = height;
+    const octx = off.getContext("2d");
+    octx.drawImage(bitmap, 0, 0, width, height);
+    state.photo = octx.getImageData(0, 0, width, height).data;
+    state.scribbleFile = file;
+    state.width = width;
+    state.height = height;
+    state.palette = state.scribblePalette.map(hexToRgb);
+    state.source = new Uint8Array(width * height).fill(NONE);
+    state.target = state.source.slice();
+    state.undo = [];
+    state.redo = [];
+    canvas.width = width;
+    canvas.height = height;
+    const view = Math.min(VIEW / width, VIEW / height);
+    canvas.style.width = `${Math.round(width * view)}px`;
+    canvas.style.height = `${Math.round(height * view)}px`;
+    setMode("scribble");
+    buildPalette(state.scribblePalette.map((colour, k) => ({ colour, name: `class ${k + 1}`, value: null })));
+    selectTool("brush");
+    render();
+    status("scribble mode: a few strokes per region, one colour per class, then Segment");
+  }
+
+  async function segmentScribbles() {
+    const form = new FormData();
+    form.append("photo", state.scribbleFile);
+    form.append("scribbles", new Blob([state.target]), "scribbles.bin");
+    form.append("width", String(state.width));
+    form.append("height", String(state.height));
+    status("segmenting…");
+    const response = await fetch("/api/sessions/segment", { method: "POST", body: form });
     if (!response.ok) {
       status(await errorText(response), true);
       return;
@@ -154,6 +216,13 @@
     for (let i = 0; i < n; i++) {
       const c = pal[ids[i]];
       const j = 4 * i;
+      if (c === undefined) {
+        out[j] = photo[j]; // no label (scribble mode): the photo alone
+        out[j + 1] = photo[j + 1];
+        out[j + 2] = photo[j + 2];
+        out[j + 3] = 255;
+        continue;
+      }
       out[j] = photo[j] * (1 - a) + c[0] * a;
       out[j + 1] = photo[j + 1] * (1 - a) + c[1] * a;
       out[j + 2] = photo[j + 2] * (1 - a) + c[2] * a;
@@ -410,7 +479,7 @@
   // results: debounced; a newer request aborts the one in flight (and the server drops it)
 
   function scheduleResult(delay = 120) {
-    if (!state.session) return;
+    if (!state.session || state.mode !== "edit") return;
     clearTimeout(state.timer);
     state.pending = true;
     state.timer = setTimeout(requestResult, delay);
@@ -418,7 +487,7 @@
 
   async function requestResult() {
     clearTimeout(state.timer);
-    if (!state.session) return;
+    if (!state.session || state.mode !== "edit") return;
     if (state.inflight) state.inflight.abort();
     const control = new AbortController();
     state.inflight = control;
@@ -541,11 +610,11 @@
   // ---------------------------------------------------------------------------------------------
   // controls
 
-  function buildPalette() {
+  function buildPalette(classes) {
     const box = $("palette");
     box.replaceChildren();
     const total = state.width * state.height;
-    state.session.classes.forEach((c, k) => {
+    classes.forEach((c, k) => {
       const button = document.createElement("button");
       button.type = "button";
       button.dataset.class = String(k);
@@ -554,8 +623,8 @@
       swatch.className = "swatch";
       swatch.style.background = c.colour;
       const text = document.createElement("span");
-      const share = ((100 * c.pixels) / total).toFixed(1);
-      text.textContent = `${k < 9 ? k + 1 : "·"}  ${c.name || c.colour}  ${share} %`;
+      const share = c.pixels === undefined ? "" : ` ${((100 * c.pixels) / total).toFixed(1)} %`;
+      text.textContent = `${k < 9 ? k + 1 : "·"}  ${c.name || c.colour}${share}`;
       button.append(swatch, text);
       button.addEventListener("click", () => selectClass(k));
       box.append(button);
@@ -626,6 +695,7 @@
         scheduleResult(0);
       });
     }
+    $("segment").addEventListener("click", () => segmentScribbles().catch((err) => status(err.message, true)));
     $("train").addEventListener("click", () => train("POST"));
     $("cancel-train").addEventListener("click", () => train("DELETE"));
     for (const b of document.querySelectorAll(".download")) b.addEventListener("click", () => download(b.dataset.kind));
@@ -642,6 +712,8 @@
 
     const response = await fetch("/api/examples");
     const examples = await response.json();
+    state.maxSize = examples.max_size;
+    state.scribblePalette = examples.scribble_palette;
     const select = $("example-select");
     for (const name of examples.examples) select.append(new Option(name, name, false, name === examples.start));
     if (!examples.examples.includes(examples.start)) select.prepend(new Option(examples.start, "", true, true));
