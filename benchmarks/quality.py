@@ -30,12 +30,16 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from semia.eval import evaluate
 from semia.io import InputError, find_scenes, load_scene, read_target, write_image
 from semia.viz import make_sheet
+
+if TYPE_CHECKING:
+    from semia.config import TrainConfig
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "semia-examples"
 
@@ -76,23 +80,30 @@ GAN_DIR = Path("gan-models")  # where "gan" keeps one trained model per scene (s
 
 
 def gan(
-    image: np.ndarray, labels: np.ndarray, target: np.ndarray, num_classes: int, seed: int
+    image: np.ndarray,
+    labels: np.ndarray,
+    target: np.ndarray,
+    num_classes: int,
+    seed: int,
+    config: TrainConfig | None = None,
 ) -> np.ndarray:
-    """The SemIA GAN, default schedule: trained once per source image (cached in GAN_DIR)."""
+    """The SemIA GAN, trained once per source image, seed and config (cached in GAN_DIR);
+    config None: the default schedule TrainConfig()."""
     from semia.config import TrainConfig
     from semia.gan import SemIA
     from semia.gan.checkpoint import config_to_dict, data_hash
     from semia.io import LabelMap
 
+    config = TrainConfig() if config is None else config
     palette = np.zeros((num_classes, 3), np.uint8)  # colours do not matter for generation
-    # the cache key covers the data, the seed and the default config (a changed default retrains)
-    config = json.dumps(config_to_dict(TrainConfig()), sort_keys=True).encode()
-    key = f"{data_hash(image, labels, palette)[:16]}-{hashlib.sha256(config).hexdigest()[:8]}"
+    # the cache key covers the data, the seed and the config (a changed default retrains)
+    settings = json.dumps(config_to_dict(config), sort_keys=True).encode()
+    key = f"{data_hash(image, labels, palette)[:16]}-{hashlib.sha256(settings).hexdigest()[:8]}"
     folder = GAN_DIR / f"{key}-seed{seed}"
     if not (folder / "done").exists():
         start = time.perf_counter()
         resume = (folder / "train_state.json").exists()  # an interrupted earlier run
-        SemIA.train(image, LabelMap(labels, palette), folder, seed=seed, resume=resume)
+        SemIA.train(image, LabelMap(labels, palette), folder, config, seed=seed, resume=resume)
         (folder / "done").write_text(f"{time.perf_counter() - start:.1f}\n")
         print(f"  trained GAN in {time.perf_counter() - start:.0f} s -> {folder}", flush=True)
     return SemIA.load(folder).generate(target)
