@@ -17,6 +17,7 @@ from semia.errors import InputError
 from semia.gan import trainer
 from semia.gan.checkpoint import MODEL_FILE, ModelFile, load_model, save_model
 from semia.gan.networks import Generator
+from semia.gan.networks.fill import changed_mask
 from semia.gan.tensors import image_to_tensor, one_hot, tensor_to_image
 from semia.io import LabelMap, as_ids, as_image
 from semia.io.palette import default_palette
@@ -157,19 +158,48 @@ class SemIA:
         return self._source_cache[1], self._source_cache[2]
 
     @torch.inference_mode()
-    def generate(self, target: LabelMap | np.ndarray) -> np.ndarray:
-        """Synthesize the source scene in the layout `target` (one forward pass).
+    def generate(
+        self, target: LabelMap | np.ndarray, init: np.ndarray | None = None, seed: int = 0
+    ) -> np.ndarray:
+        """Synthesize the source scene in the layout `target` (one forward pass of G).
+
+        `config.generate` says how: with init "analogy" (the default) G refines the
+        training-free result (`semia.analogy`) where the labels change instead of starting from
+        its block fill; with composite_margin m >= 0 the output keeps the source's own pixels
+        farther than m pixels from every changed pixel (only when the target has the source's
+        size). `TrainConfig.original()` models use G alone, as published.
 
         Args:
             target: a `LabelMap` read against the model's source (`read_target`) or (H2, W2)
                 integer ids in 0..K-1; any size >= 8x8.
+            init: None (made as config.generate.init says), or an (H2, W2, 3) image in [0, 1]
+                (uint8 accepted) already in the target layout for G to refine where the labels
+                change.
+            seed: seed of the analogy made for init "analogy".
 
         Returns:
             (H2, W2, 3) float32 image in [0, 1].
         """
         target = as_ids(target, "the target label map", num_classes=self.num_classes, min_size=8)
+        settings = self.config.generate
+        if init is None and settings.init == "analogy":
+            from semia.patch import analogy
+
+            init = analogy(self.source_image, self.labels, target, seed=seed, device=self.device)
         image, source = self._source_tensors()
         ids = torch.from_numpy(target).to(self.device).unsqueeze(0)  # (1,H2,W2)
+        wanted = one_hot(ids, self.num_classes)  # (1,K,H2,W2)
+        start = None
+        if init is not None:
+            init = as_image(init, "init")
+            if init.shape[:2] != target.shape:
+                raise InputError(
+                    f"init must have the target's size {target.shape}, got {init.shape[:2]}"
+                )
+            start = image_to_tensor(init, self.device)
         self.generator.eval()
-        out = self.generator(image, source, one_hot(ids, self.num_classes))
+        out = self.generator(image, source, wanted, start)  # (1,3,H2,W2)
+        if settings.composite_margin >= 0 and target.shape == self.source_labels.shape:
+            near = changed_mask(source, wanted, settings.composite_margin)  # (1,1,H,W)
+            out = image * (1.0 - near) + out * near
         return tensor_to_image(out)
