@@ -419,6 +419,13 @@ class GenerateConfig(Config):
         lo=-1,
         hi=4096,
     )
+    refine_band: int = setting(
+        -1,
+        'init "analogy": G\'s output only within this many pixels of the border of the changed '
+        "region, the analogy's own pixels deeper inside (-1 = G's output everywhere)",
+        lo=-1,
+        hi=4096,
+    )
 
 
 @dataclass(frozen=True)

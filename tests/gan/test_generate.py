@@ -57,7 +57,9 @@ def _far_from(changed: np.ndarray, margin: int) -> np.ndarray:
 
 def test_generate_config_defaults_and_validation():
     assert TrainConfig().generate == GenerateConfig(init="analogy", composite_margin=8)
-    assert TrainConfig.original().generate == GenerateConfig(init="fill", composite_margin=-1)
+    assert TrainConfig.original().generate == GenerateConfig(
+        init="fill", composite_margin=-1, refine_band=-1
+    )
     with pytest.raises(ConfigError, match="init"):
         GenerateConfig(init="blocks")
     with pytest.raises(ConfigError, match="composite_margin"):
@@ -170,3 +172,16 @@ def test_model_file_stores_the_generate_settings(tmp_path):
     metadata["config"] = json.dumps(config)
     save_file(tensors, path, metadata)
     assert SemIA.load(tmp_path).config.generate == GenerateConfig()
+
+
+def test_refine_band_keeps_the_analogy_deep_inside_the_change():
+    model = _model(GenerateConfig(init="analogy", composite_margin=-1, refine_band=1))
+    target = _edit(model.source_labels)
+    made = analogy(model.source_image, model.labels, target, seed=0)
+    out = model.generate(target, init=made)
+    inside = _far_from(target == model.source_labels, 1)  # the 4x4 core of the 6x6 square
+    assert inside.sum() == 16
+    np.testing.assert_allclose(out[inside], made[inside], atol=1e-6)
+    plain = _model(GenerateConfig(init="analogy", composite_margin=-1)).generate(target, init=made)
+    np.testing.assert_array_equal(out[~inside], plain[~inside])
+    assert np.abs(plain[inside] - made[inside]).mean() > 0.02  # G alone changes the core

@@ -167,7 +167,9 @@ class SemIA:
         training-free result (`semia.analogy`) where the labels change instead of starting from
         its block fill; with composite_margin m >= 0 the output keeps the source's own pixels
         farther than m pixels from every changed pixel (only when the target has the source's
-        size). `TrainConfig.original()` models use G alone, as published.
+        size); with refine_band b >= 0 G's output is kept only within b pixels of the changed
+        region's border and the analogy's own pixels deeper inside. `TrainConfig.original()`
+        models use G alone, as published.
 
         Args:
             target: a `LabelMap` read against the model's source (`read_target`) or (H2, W2)
@@ -199,7 +201,29 @@ class SemIA:
             start = image_to_tensor(init, self.device)
         self.generator.eval()
         out = self.generator(image, source, wanted, start)  # (1,3,H2,W2)
+        if start is not None and settings.refine_band >= 0:
+            out = _keep_inside(out, start, source, wanted, image.shape[-2:], settings.refine_band)
         if settings.composite_margin >= 0 and target.shape == self.source_labels.shape:
             near = changed_mask(source, wanted, settings.composite_margin)  # (1,1,H,W)
             out = image * (1.0 - near) + out * near
         return tensor_to_image(out)
+
+
+def _keep_inside(
+    out: torch.Tensor,
+    init: torch.Tensor,
+    source: torch.Tensor,
+    target: torch.Tensor,
+    source_size: tuple[int, int],
+    band: int,
+) -> torch.Tensor:
+    """`out` with `init`'s pixels where every pixel within `band` of them changed its label.
+
+    out and init (1, 3, H2, W2), source (1, K, H, W), target (1, K, H2, W2) one-hot; a source
+    of another size is resampled to the target's (nearest).
+    """
+    if tuple(source_size) != tuple(target.shape[-2:]):
+        source = torch.nn.functional.interpolate(source, size=target.shape[-2:], mode="nearest")
+    same = 1.0 - changed_mask(source, target)  # (1, 1, H2, W2), 1 where the label stays
+    near_same = torch.nn.functional.max_pool2d(same, 2 * band + 1, stride=1, padding=band)
+    return init * (1.0 - near_same) + out * near_same
