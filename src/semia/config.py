@@ -414,7 +414,7 @@ class GenerateConfig(Config):
         choices=("analogy", "fill"),
     )
     composite_margin: int = setting(
-        8,
+        0,
         "output the source's own pixels farther than this from every changed pixel (-1 = off)",
         lo=-1,
         hi=4096,

@@ -56,7 +56,9 @@ def _far_from(changed: np.ndarray, margin: int) -> np.ndarray:
 
 
 def test_generate_config_defaults_and_validation():
-    assert TrainConfig().generate == GenerateConfig(init="analogy", composite_margin=8)
+    assert TrainConfig().generate == GenerateConfig(
+        init="analogy", composite_margin=0, refine_band=-1
+    )
     assert TrainConfig.original().generate == GenerateConfig(
         init="fill", composite_margin=-1, refine_band=-1
     )
@@ -65,7 +67,7 @@ def test_generate_config_defaults_and_validation():
     with pytest.raises(ConfigError, match="composite_margin"):
         GenerateConfig(composite_margin=-2)
     config = TrainConfig.from_dict({"generate": {"composite_margin": 3}})
-    assert config.generate == GenerateConfig(init="analogy", composite_margin=3)
+    assert config.generate == GenerateConfig(init="analogy", composite_margin=3, refine_band=-1)
 
 
 def test_compositing_keeps_the_source_far_from_every_change():
