@@ -64,6 +64,8 @@ COLUMNS = (
     ("ssim", "SSIM", "{:.3f}"),
     ("swd", "SWD", "{:.4f}"),
     ("acc_changed", "acc chg", "{:.3f}"),
+    ("repeat_area", "repeat %", "{:.1f}"),
+    ("use_entropy", "use H", "{:.3f}"),
     ("seconds", "s", "{:.1f}"),
 )
 
@@ -158,7 +160,10 @@ def markdown(rows: list[dict], methods: list[str], size: int) -> str:
         "Against the true later frame. Higher is better: PSNR / SSIM over the changed-label",
         "pixels (chg) and the whole frame, acc chg (the source-fitted labeller's reading of the",
         "changed pixels vs the target). Lower is better: SWD (multi-scale 7x7 patch sliced",
-        "Wasserstein distance to the truth). s: seconds the method took.",
+        "Wasserstein distance to the truth). s: seconds the method took. Patch reuse (analogy",
+        "only): repeat % = largest connected area copied from over-used source pixels (used",
+        "> 4x their class's need), % of the frame (lower is better); use H = normalised",
+        "entropy of source-pixel use per class (1 = every source pixel equally often).",
     ]
     targets = list(dict.fromkeys((r["scene"], r["target"]) for r in rows))
     for scene, target in targets:
@@ -271,11 +276,12 @@ def main(argv: list[str] | None = None) -> int:
             for method_name, method in methods.items():
                 start = time.perf_counter()
                 if method is None:
-                    output = truth
+                    output, extra = truth, {}
                 else:
-                    output = method(image, label_map.ids, target.ids, k, args.seed)
+                    output, extra = quality.run_method(
+                        method, image, label_map.ids, target.ids, k, args.seed
+                    )
                 seconds = time.perf_counter() - start
-                output = np.clip(output, 0, 1).astype(np.float32)
                 write_image(out / "outputs" / f"{scene}_{name}_{method_name}.png", output)
                 predicted = labeller.predict(output)
                 row = {"scene": scene, "target": name, "method": method_name}
@@ -285,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
                     changed_fraction=float(changed.mean()),
                     unknown_pixels=sum(u.pixels for u in unknown),
                     labeller_source_accuracy=labeller.source_accuracy,
+                    **extra,
                 )
                 rows.append(row)
                 sheet_row.append(output)

@@ -13,10 +13,10 @@ import sys
 from collections.abc import Callable, Sequence
 
 from semia import __version__
-from semia.cli import analogy, demo, gan, inspect_cmds
+from semia.cli import analogy, batch, demo, edit, gan, inspect_cmds, segment
 from semia.errors import InputError
 
-COMMANDS = (analogy, gan, demo, inspect_cmds)  # modules with register(subparsers)
+COMMANDS = (analogy, gan, segment, edit, batch, demo, inspect_cmds)  # each has register()
 
 
 def build_parser() -> argparse.ArgumentParser:
