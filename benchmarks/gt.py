@@ -37,10 +37,13 @@ import logging
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from semia.config import GenerateConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ as a script folder
 
@@ -67,18 +70,28 @@ COLUMNS = (
 )
 
 
-def _methods(names: list[str], gan_seeds: list[int], gan_original: bool, seed: int) -> dict:
-    """Method name -> callable (image, labels, target, k, seed) -> output; "truth" -> None."""
+def _methods(
+    names: list[str],
+    gan_seeds: list[int],
+    gan_original: bool,
+    seed: int,
+    generate: GenerateConfig | None = None,
+) -> dict:
+    """Method name -> callable (image, labels, target, k, seed) -> output; "truth" -> None.
+
+    generate: the default-schedule GAN's generation settings (None: TrainConfig's defaults).
+    """
+    from semia.config import TrainConfig
+
     chosen: dict = {}
     for name in names:
         if name not in BASE_METHODS:
             raise SystemExit(f"unknown method {name!r}; choose from {', '.join(BASE_METHODS)}")
         chosen[name] = None if name == "truth" else quality.METHODS[name]
+    config = None if generate is None else replace(TrainConfig(), generate=generate)
     for s in gan_seeds:
-        chosen[f"gan-s{s}"] = functools.partial(_gan, s, None)
+        chosen[f"gan-s{s}"] = functools.partial(_gan, s, config)
     if gan_original:
-        from semia.config import TrainConfig
-
         first = gan_seeds[0] if gan_seeds else seed
         chosen[f"gan-orig-s{first}"] = functools.partial(_gan, first, TrainConfig.original())
     return chosen
@@ -203,6 +216,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--gan-dir", type=Path, default=None, help="cache of trained GAN models (default: OUT/gan)"
     )
+    parser.add_argument(
+        "--gan-init",
+        choices=("analogy", "fill"),
+        default=GenerateConfig().init,
+        help="GenerateConfig.init of the default-schedule GAN (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--gan-margin",
+        type=int,
+        default=GenerateConfig().composite_margin,
+        help="GenerateConfig.composite_margin of the default-schedule GAN, -1 = off "
+        "(default: %(default)s)",
+    )
     parser.add_argument("--cell", type=int, default=128, help="sheet cell height (px)")
     parser.add_argument(
         "--threads", type=int, default=1, help="torch CPU threads (default 1: a shared machine)"
@@ -222,7 +248,11 @@ def main(argv: list[str] | None = None) -> int:
     missing = [name for name in scenes if name not in found]
     if missing:
         raise SystemExit(f"{args.data}: no sequence {', '.join(missing)}")
-    methods = _methods(args.methods, args.gan_seeds, args.gan_original, args.seed)
+    try:
+        generate = GenerateConfig(init=args.gan_init, composite_margin=args.gan_margin)
+    except InputError as err:
+        raise SystemExit(str(err)) from None
+    methods = _methods(args.methods, args.gan_seeds, args.gan_original, args.seed, generate)
     out: Path = args.out
     (out / "outputs").mkdir(parents=True, exist_ok=True)
 

@@ -29,6 +29,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -116,7 +117,9 @@ def gan(
     config = TrainConfig() if config is None else config
     palette = np.zeros((num_classes, 3), np.uint8)  # colours do not matter for generation
     # the cache key covers the data, the seed and the config (a changed default retrains)
-    settings = json.dumps(config_to_dict(config), sort_keys=True).encode()
+    # (without config.generate: generation settings need no retraining)
+    trained = {k: v for k, v in config_to_dict(config).items() if k != "generate"}
+    settings = json.dumps(trained, sort_keys=True).encode()
     key = f"{data_hash(image, labels, palette)[:16]}-{hashlib.sha256(settings).hexdigest()[:8]}"
     folder = GAN_DIR / f"{key}-seed{seed}"
     if not (folder / "done").exists():
@@ -125,7 +128,9 @@ def gan(
         SemIA.train(image, LabelMap(labels, palette), folder, config, seed=seed, resume=resume)
         (folder / "done").write_text(f"{time.perf_counter() - start:.1f}\n")
         print(f"  trained GAN in {time.perf_counter() - start:.0f} s -> {folder}", flush=True)
-    return SemIA.load(folder).generate(target)
+    model = SemIA.load(folder)
+    model.config = replace(model.config, generate=config.generate)
+    return model.generate(target, seed=seed)
 
 
 BASELINES = ("copy", "mean-colour")  # context for the numbers, left out of the teaser

@@ -410,6 +410,34 @@ class LossWeights(Config):
 
 
 @dataclass(frozen=True)
+class GenerateConfig(Config):
+    """How a trained SemIA model generates (semia.gan.SemIA.generate); no effect on training.
+
+    An addition to the paper, measured on the ground-truth benchmark (benchmarks/gt.py).
+    """
+
+    init: str = setting(
+        "analogy",
+        "G's image input where labels change: analogy (the training-free result, refined by G) "
+        "| fill (GeneratorConfig.fill_changed)",
+        choices=("analogy", "fill"),
+    )
+    composite_margin: int = setting(
+        0,
+        "output the source's own pixels farther than this from every changed pixel (-1 = off)",
+        lo=-1,
+        hi=4096,
+    )
+    refine_band: int = setting(
+        -1,
+        'init "analogy": G\'s output only within this many pixels of the border of the changed '
+        "region, the analogy's own pixels deeper inside (-1 = G's output everywhere)",
+        lo=-1,
+        hi=4096,
+    )
+
+
+@dataclass(frozen=True)
 class TrainConfig(Config):
     """SemIA training schedule (semia.train); the defaults are tuned for a 2-core CPU at 256 px.
 
@@ -461,6 +489,7 @@ class TrainConfig(Config):
     augment: AugmentConfig = section(AugmentConfig, "progressive augmentation")
     patch_coherence: PatchCoherenceConfig = section(PatchCoherenceConfig, "its loss")
     loss_weights: LossWeights = section(LossWeights, "weight of every loss term")
+    generate: GenerateConfig = section(GenerateConfig, "generation from a trained model")
 
     @classmethod
     def original(cls) -> TrainConfig:
@@ -478,6 +507,7 @@ class TrainConfig(Config):
             augment=replace(AugmentConfig(), ramp_iters=1000, paste_prob=0.0),
             generator=replace(cls().generator, fill_changed="off"),  # G sees the source pixels
             loss_weights=replace(LossWeights(), semantic_alignment=1.0),
+            generate=GenerateConfig(init="fill", composite_margin=-1),  # G alone, as published
         )
 
 

@@ -118,7 +118,9 @@ def run(args: argparse.Namespace) -> int:
             write_image(out / scene_name / f"{target_path.stem}.png", result)
             row = [image, labels.to_rgb(), target.to_rgb(), result]
             if model is not None:
-                generated = model.generate(target)
+                # G refines the analogy just made (when its generate.init asks for one)
+                init = result if model.config.generate.init == "analogy" else None
+                generated = model.generate(target, init=init)
                 write_image(out / scene_name / f"{target_path.stem}_gan.png", generated)
                 row.append(generated)
             rows.append(row)

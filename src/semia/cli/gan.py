@@ -72,6 +72,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--max-size", type=int, default=None, metavar="PX",
         help="downscale targets to this longest side (default: the model's source size)",
     )  # fmt: skip
+    p.add_argument(
+        "--seed", type=int, default=0,
+        help="seed of the training-free result G refines (generate.init analogy; default: 0)",
+    )  # fmt: skip
     add_unknown_labels_flag(p)
     add_device_flag(p)
     p.set_defaults(func=run_generate)
@@ -152,7 +156,7 @@ def run_generate(args: argparse.Namespace) -> int:
         names.append(name)
     for name, target in zip(names, targets, strict=True):
         t0 = time.perf_counter()
-        result = model.generate(target)
+        result = model.generate(target, seed=args.seed)
         written = write_image(out / f"{name}.png", result)
         log.info("wrote %s (%.3f s)", written, time.perf_counter() - t0)
         print(written)

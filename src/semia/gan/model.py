@@ -17,6 +17,7 @@ from semia.errors import InputError
 from semia.gan import trainer
 from semia.gan.checkpoint import MODEL_FILE, ModelFile, load_model, save_model
 from semia.gan.networks import Generator
+from semia.gan.networks.fill import changed_mask
 from semia.gan.tensors import image_to_tensor, one_hot, tensor_to_image
 from semia.io import LabelMap, as_ids, as_image
 from semia.io.palette import default_palette
@@ -157,19 +158,72 @@ class SemIA:
         return self._source_cache[1], self._source_cache[2]
 
     @torch.inference_mode()
-    def generate(self, target: LabelMap | np.ndarray) -> np.ndarray:
-        """Synthesize the source scene in the layout `target` (one forward pass).
+    def generate(
+        self, target: LabelMap | np.ndarray, init: np.ndarray | None = None, seed: int = 0
+    ) -> np.ndarray:
+        """Synthesize the source scene in the layout `target` (one forward pass of G).
+
+        `config.generate` says how: with init "analogy" (the default) G refines the
+        training-free result (`semia.analogy`) where the labels change instead of starting from
+        its block fill; with composite_margin m >= 0 the output keeps the source's own pixels
+        farther than m pixels from every changed pixel (only when the target has the source's
+        size); with refine_band b >= 0 G's output is kept only within b pixels of the changed
+        region's border and the analogy's own pixels deeper inside. `TrainConfig.original()`
+        models use G alone, as published.
 
         Args:
             target: a `LabelMap` read against the model's source (`read_target`) or (H2, W2)
                 integer ids in 0..K-1; any size >= 8x8.
+            init: None (made as config.generate.init says), or an (H2, W2, 3) image in [0, 1]
+                (uint8 accepted) already in the target layout for G to refine where the labels
+                change.
+            seed: seed of the analogy made for init "analogy".
 
         Returns:
             (H2, W2, 3) float32 image in [0, 1].
         """
         target = as_ids(target, "the target label map", num_classes=self.num_classes, min_size=8)
+        settings = self.config.generate
+        if init is None and settings.init == "analogy":
+            from semia.patch import analogy
+
+            init = analogy(self.source_image, self.labels, target, seed=seed, device=self.device)
         image, source = self._source_tensors()
         ids = torch.from_numpy(target).to(self.device).unsqueeze(0)  # (1,H2,W2)
+        wanted = one_hot(ids, self.num_classes)  # (1,K,H2,W2)
+        start = None
+        if init is not None:
+            init = as_image(init, "init")
+            if init.shape[:2] != target.shape:
+                raise InputError(
+                    f"init must have the target's size {target.shape}, got {init.shape[:2]}"
+                )
+            start = image_to_tensor(init, self.device)
         self.generator.eval()
-        out = self.generator(image, source, one_hot(ids, self.num_classes))
+        out = self.generator(image, source, wanted, start)  # (1,3,H2,W2)
+        if start is not None and settings.refine_band >= 0:
+            out = _keep_inside(out, start, source, wanted, image.shape[-2:], settings.refine_band)
+        if settings.composite_margin >= 0 and target.shape == self.source_labels.shape:
+            near = changed_mask(source, wanted, settings.composite_margin)  # (1,1,H,W)
+            out = image * (1.0 - near) + out * near
         return tensor_to_image(out)
+
+
+def _keep_inside(
+    out: torch.Tensor,
+    init: torch.Tensor,
+    source: torch.Tensor,
+    target: torch.Tensor,
+    source_size: tuple[int, int],
+    band: int,
+) -> torch.Tensor:
+    """`out` with `init`'s pixels where every pixel within `band` of them changed its label.
+
+    out and init (1, 3, H2, W2), source (1, K, H, W), target (1, K, H2, W2) one-hot; a source
+    of another size is resampled to the target's (nearest).
+    """
+    if tuple(source_size) != tuple(target.shape[-2:]):
+        source = torch.nn.functional.interpolate(source, size=target.shape[-2:], mode="nearest")
+    same = 1.0 - changed_mask(source, target)  # (1, 1, H2, W2), 1 where the label stays
+    near_same = torch.nn.functional.max_pool2d(same, 2 * band + 1, stride=1, padding=band)
+    return init * (1.0 - near_same) + out * near_same

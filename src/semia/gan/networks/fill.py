@@ -40,10 +40,7 @@ def fill_changed(
 
     image (B, 3, H, W), source and target (B, K, H, W) one-hot on the same grid.
     """
-    changed = (source - target).abs().amax(dim=1, keepdim=True)  # (B, 1, H, W), 1 where changed
-    if dilate > 0:
-        # also the few pixels around a change: at the old border they blend the old class in
-        changed = F.max_pool2d(changed, 2 * dilate + 1, stride=1, padding=dilate)
+    changed = changed_mask(source, target, dilate)
     counts = source.sum(dim=(2, 3))  # (B, K)
     sums = torch.einsum("bchw,bkhw->bkc", image, source)  # (B, K, 3)
     means = sums / counts.clamp(min=1.0)[..., None]
@@ -54,6 +51,31 @@ def fill_changed(
         copied, present = _copy_blocks(image, source, target, counts, margin)
         fill = torch.where(present, _smooth_block_means(copied, target), fill)
     return image * (1.0 - changed) + fill * changed
+
+
+def changed_mask(source: Tensor, target: Tensor, dilate: int = 0) -> Tensor:
+    """(B, 1, H, W) float, 1 where the label changes or within `dilate` pixels of a change.
+
+    source and target (B, K, H, W) one-hot on the same grid.
+    """
+    changed = (source - target).abs().amax(dim=1, keepdim=True)  # (B, 1, H, W), 1 where changed
+    if dilate > 0:
+        # also the few pixels around a change: at the old border they blend the old class in
+        changed = F.max_pool2d(changed, 2 * dilate + 1, stride=1, padding=dilate)
+    return changed
+
+
+def paste_changed(
+    image: Tensor, source: Tensor, target: Tensor, content: Tensor, dilate: int = 0
+) -> Tensor:
+    """`image` with `content` where the label changes (and within `dilate` pixels of a change).
+
+    The refiner's input (GenerateConfig.init = "analogy"): content is an image already in the
+    target layout (the training-free result), so G harmonises it instead of inventing it.
+    image and content (B, 3, H, W), source and target (B, K, H, W) one-hot on the same grid.
+    """
+    changed = changed_mask(source, target, dilate)
+    return image * (1.0 - changed) + content * changed
 
 
 def _copy_blocks(

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from semia.config import GeneratorConfig
-from semia.gan.networks.fill import FILL_MODES, fill_changed
+from semia.gan.networks.fill import FILL_MODES, fill_changed, paste_changed
 
 _NEGATIVE_SLOPE = 0.2
 
@@ -209,21 +209,26 @@ class Generator(nn.Module):
         )
         self.to_rgb = nn.Conv2d(img_w[0], 3, 3, padding=1)
 
-    def forward(self, image: Tensor, source: Tensor, target: Tensor) -> Tensor:
+    def forward(
+        self, image: Tensor, source: Tensor, target: Tensor, init: Tensor | None = None
+    ) -> Tensor:
         """Synthesise the image in the target layout.
 
         Args:
             image: (B, 3, H, W) float in [-1, 1].
             source: (B, K, H, W) one-hot float, the layout of `image`.
             target: (B, K, H2, W2) one-hot float, the requested layout.
+            init: None, or (B, 3, H2, W2) float in [-1, 1], an image already in the target
+                layout (the training-free result) that replaces the changed-region fill: G
+                then refines it (GenerateConfig.init = "analogy").
 
         Returns:
             (B, 3, H2, W2) float in [-1, 1].
         """
-        return self.translate(image, source, target)[0]
+        return self.translate(image, source, target, init)[0]
 
     def translate(
-        self, image: Tensor, source: Tensor, target: Tensor
+        self, image: Tensor, source: Tensor, target: Tensor, init: Tensor | None = None
     ) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
         """Like forward, also returning (gamma, beta) of every modulated layer.
 
@@ -234,6 +239,9 @@ class Generator(nn.Module):
         """
         self._check_inputs(image, source, target)
         out_h, out_w = target.shape[-2:]
+        wanted = (image.shape[0], 3, out_h, out_w)
+        if init is not None and tuple(init.shape) != wanted:
+            raise ValueError(f"init must be (B, 3, H2, W2) = {wanted}, got {tuple(init.shape)}")
         if image.shape[-2:] != target.shape[-2:]:
             image = F.interpolate(image, size=(out_h, out_w), mode="bilinear", align_corners=False)
             source = F.interpolate(source, size=(out_h, out_w), mode="nearest")
@@ -244,8 +252,11 @@ class Generator(nn.Module):
             image = F.pad(image, pad, mode="replicate")
             source = F.pad(source, pad, mode="replicate")
             target = F.pad(target, pad, mode="replicate")
+            init = None if init is None else F.pad(init, pad, mode="replicate")
 
-        if self.config.fill_changed != "off":
+        if init is not None:
+            image = paste_changed(image, source, target, init, self.config.fill_dilate)
+        elif self.config.fill_changed != "off":
             cfg = self.config
             image = fill_changed(
                 image, source, target, cfg.fill_changed, cfg.fill_margin, cfg.fill_dilate
