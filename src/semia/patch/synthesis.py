@@ -66,6 +66,7 @@ def synthesize(
     config: PatchConfig = PatchConfig(),
     device: str | torch.device = "cpu",
     progress: Callable[[int, int], None] | None = None,
+    guides: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Synthesize the source image in the target layout by guided patch synthesis.
 
@@ -79,6 +80,9 @@ def synthesize(
         config: algorithm settings.
         device: where to compute.
         progress: called as progress(done, total) after every search-and-vote round.
+        guides: optional extra guides (a sketch's edges): (H, W) or (G, H, W) float of the
+            source and (H2, W2) or (G, H2, W2) of the target, compared patch-wise with weight
+            `config.edge_weight`.
 
     Returns:
         (H2, W2, 3) float32 in [0, 1].
@@ -103,7 +107,9 @@ def synthesize(
         min(src_ids.shape[1], tgt_ids.shape[1]),
         config.coarsest_side,
     )
-    pyramid = build_pyramid(img, src_ids, tgt_ids, k, n_levels)
+    pyramid = build_pyramid(
+        img, src_ids, tgt_ids, k, n_levels, _guide_tensors(guides, labels, target, device)
+    )
     total = config.coarse_iters + config.fine_iters * (n_levels - 1)
     done = 0
     field = out = None
@@ -117,6 +123,7 @@ def synthesize(
             config.position_weight,
             config.appearance_dims,
             config.guide_dims,
+            config.edge_weight,
         )
         keys_sharp = space.keys(level.image)
         if field is None:
@@ -195,3 +202,27 @@ def synthesize(
         log.debug("level %d %s done (%s search)", lv, level.target_size, "exact" if exact else "PM")
     result = out.clamp(0, 1).permute(1, 2, 0).cpu().numpy()  # (H2, W2, 3)
     return np.ascontiguousarray(result, dtype=np.float32)
+
+
+def _guide_tensors(
+    guides: tuple[np.ndarray, np.ndarray] | None,
+    labels: np.ndarray,
+    target: np.ndarray,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Validate the extra guides against the label maps' sizes; (G, H, W) float tensors."""
+    if guides is None:
+        return None
+    out = []
+    for guide, ids, name in zip(guides, (labels, target), ("source", "target"), strict=True):
+        g = np.asarray(guide, dtype=np.float32)
+        g = g[None] if g.ndim == 2 else g
+        if g.ndim != 3 or g.shape[1:] != ids.shape or not np.isfinite(g).all():
+            raise InputError(
+                f"the {name} guide must be a finite (H, W) or (G, H, W) array of the {name} "
+                f"label map's size {ids.shape}, got shape {np.shape(guide)}"
+            )
+        out.append(torch.from_numpy(np.ascontiguousarray(g)).to(device))
+    if out[0].shape[0] != out[1].shape[0]:
+        raise InputError("the source and target guides must have the same number of channels")
+    return out[0], out[1]
