@@ -13,10 +13,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from semia.apps import DEFAULT_DETAIL
 from semia.errors import InputError
 from semia.io.arrays import as_image, to_uint8
-
-DEFAULT_DETAIL = 0.5
 
 
 def _check_detail(detail: float) -> float:

@@ -277,19 +277,27 @@ def segment(
 
 
 def removal_labels(
-    image: np.ndarray, mask: np.ndarray, labels: LabelMap | np.ndarray | None = None
+    image: np.ndarray,
+    mask: np.ndarray,
+    labels: LabelMap | np.ndarray | None = None,
+    seed: int = 0,
 ) -> np.ndarray:
     """The label map of the photo without the object: (H, W) int64 ids, masked part filled.
 
-    Without `labels`, a segmentation of the photo (`segment`) is filled instead.
+    Without `labels`, a segmentation of the photo (`segment`, seeded by `seed` as in `remove`)
+    is filled instead.
     """
     image = as_image(image)
     mask = check_mask(mask, image.shape[:2])
+    return fill_labels(_source_ids(image, mask, labels, seed), mask)
+
+
+def _source_ids(
+    image: np.ndarray, mask: np.ndarray, labels: LabelMap | np.ndarray | None, seed: int
+) -> np.ndarray:
     if labels is None:
-        ids = segment(image, mask)
-    else:
-        ids = as_ids(labels, "labels", shape=image.shape[:2])
-    return fill_labels(ids, mask)
+        return segment(image, mask, seed=seed)
+    return as_ids(labels, "labels", shape=image.shape[:2])
 
 
 def remove(

@@ -13,10 +13,10 @@ import sys
 from collections.abc import Callable, Sequence
 
 from semia import __version__
-from semia.cli import analogy, demo, gan, inspect_cmds
+from semia.cli import analogy, apps, demo, gan, inspect_cmds
 from semia.errors import InputError
 
-COMMANDS = (analogy, gan, demo, inspect_cmds)  # modules with register(subparsers)
+COMMANDS = (analogy, apps, gan, demo, inspect_cmds)  # modules with register(subparsers)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -89,7 +89,8 @@ def _edge_guides(
     config: PatchConfig,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Blurred line maps of the photo (H, W) and of the sketch at the output size (H2, W2)."""
-    from semia.apps.edges import DEFAULT_DETAIL, edge_guide, edges
+    from semia.apps import DEFAULT_DETAIL
+    from semia.apps.edges import edge_guide, edges
     from semia.apps.sketch import sketch_edges
 
     if source_sketch is None:
