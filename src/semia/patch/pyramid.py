@@ -247,6 +247,12 @@ class FeatureSpace:
         """(H * W, appearance dims) projected colour patches of a (3, H, W) image."""
         return self._project(image, self.app_filters, self.app_bias)
 
+    def without_appearance(self, features: torch.Tensor) -> torch.Tensor:
+        """Features (N, D) with the colour part zeroed: matching on the guides alone."""
+        out = features.clone()
+        out[:, : self.app_filters.shape[0]] = 0
+        return out
+
     def keys(self, image: torch.Tensor) -> torch.Tensor:
         """(Hs * Ws, D) source features, colour taken from `image` (3, Hs, Ws)."""
         return torch.cat([self.appearance(image), self.source_extra], 1)

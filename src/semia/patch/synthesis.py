@@ -168,6 +168,10 @@ def synthesize(
         for it in range(iters):
             keys = keys_first if it == 0 else keys_sharp
             query = space.queries(out)
+            if guides is not None and field is not None and it == 0 and lv == n_levels - 1:
+                # a sketch: the start copies the source, whose colours would pin every patch
+                # in place; match the first round on the guides alone
+                query, keys = space.without_appearance(query), space.without_appearance(keys)
             dist = nn_field.patch_distance(query, keys, field)
             if exact:
                 field, dist = nn_field.exact_search(
