@@ -414,6 +414,12 @@ class TrainConfig(Config):
     """
 
     iters: int = setting(1600, "training iterations in total", lo=1, hi=10**7)
+    condition: str = setting(
+        "labels",
+        "what the generator is conditioned on: labels (the label map), edges (a sketch's edge "
+        "map) or labels+edges (both stacked)",
+        choices=("labels", "edges", "labels+edges"),
+    )
     crop_size: int = setting(
         128, "side of the aligned random crops of the first phase (0 = whole image)", lo=0, hi=4096
     )
