@@ -98,3 +98,31 @@ def test_label_models_refuse_sketches_and_edges_models_need_no_labels(tmp_path):
     model = SemIA.train(image, LabelMap(labels, PALETTE), tmp_path / "b", _config("labels", 2))
     with pytest.raises(InputError, match="label maps only"):
         model.generate(labels, sketch=np.ones((32, 40)))
+
+
+def test_cli_train_edges_and_generate_from_a_sketch(tmp_path, capsys):
+    from PIL import Image
+
+    from semia.cli import main
+
+    image, _ = _scene()
+    Image.fromarray((image * 255).round().astype(np.uint8)).save(tmp_path / "img.png")
+    sketch = np.full((32, 40), 255, np.uint8)
+    sketch[8:24, [10, 22]] = 0
+    Image.fromarray(sketch).save(tmp_path / "new.png")
+    model = tmp_path / "model"
+    args = ["train", "--image", str(tmp_path / "img.png"), "--condition", "edges", "--iters",
+            "2", "--crop-size", "0", "--full-size-iters", "0", "--out", str(model), "-q"]  # fmt: skip
+    assert main(args) == 0
+    args = ["generate", "--model", str(model), "--sketch", str(tmp_path / "new.png"), "--out",
+            str(tmp_path / "res"), "-q"]  # fmt: skip
+    assert main(args) == 0
+    out = np.asarray(Image.open(tmp_path / "res" / "new.png"))
+    assert out.shape == (32, 40, 3)
+    capsys.readouterr()
+    args = ["generate", "--model", str(model), "--out", str(tmp_path / "res"), "-q"]
+    assert main(args) == 2
+    assert "--sketch is needed" in capsys.readouterr().err
+    args = ["train", "--image", str(tmp_path / "img.png"), "--out", str(tmp_path / "m2"), "-q"]
+    assert main(args) == 2
+    assert "--label is needed" in capsys.readouterr().err
