@@ -20,6 +20,7 @@ Lab colours and position of the unmasked pixels, cleaned by a median filter.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,6 +45,7 @@ MAX_MASKED_SHARE = 0.95  # a mask covering more leaves too little to copy from
 _AXES = ((0, 1), (1, 0), (1, 1), (1, -1), (1, 2), (2, 1), (1, -2), (2, -1))  # chord directions
 _WEAK = 0.1  # weight of chords whose ends disagree, against agreeing chords
 _SEGMENTS = 6  # classes of a derived segmentation
+LOCALITY_WEIGHT = 5.0  # analogy removal: weight of the (x, y) distance of a patch to its source
 
 
 # --- the mask ---------------------------------------------------------------------------------
@@ -310,6 +312,7 @@ def remove(
     seed: int = 0,
     config: PatchConfig | None = None,
     device: str | torch.device = "cpu",
+    locality: float = LOCALITY_WEIGHT,
 ) -> np.ndarray:
     """Remove what the mask covers from a photo.
 
@@ -323,6 +326,8 @@ def remove(
         seed: random seed of the synthesis.
         config: patch synthesis settings for method "analogy".
         device: torch device for method "analogy" (the GAN runs where its model is).
+        locality: method "analogy": weight of the image-position distance between a patch and
+            the source patch it copies (what surrounds a hole predicts it best); 0 = off.
 
     Returns:
         (H, W, 3) float32 in [0, 1], equal to `image` outside the mask.
@@ -354,12 +359,14 @@ def remove(
         # the object's pixels get a class of their own that the target never asks for, so no
         # texture is copied from them
         source = np.where(mask, int(ids.max()) + 1, ids)
+        config = config or PatchConfig()
+        guides = None
+        if locality > 0:
+            h, w = ids.shape
+            coords = np.stack(np.mgrid[0:h, 0:w]).astype(np.float32) / max(h, w)  # (2, H, W)
+            guides = (coords, coords)
+            config = dataclasses.replace(config, edge_weight=locality)
         out = synthesize(
-            image,
-            source,
-            filled,
-            seed=seed,
-            config=config or PatchConfig(),
-            device=device,
+            image, source, filled, seed=seed, config=config, device=device, guides=guides
         )
     return np.where(mask[..., None], out, image).astype(np.float32)
