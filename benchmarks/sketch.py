@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.edge_sigma}, edge weight {args.edge_weight}, seed {args.seed}\n")  # fmt: skip
     print(
         "| method | PSNR changed | SSIM changed | PSNR frame | SSIM frame | SWD to truth x1000 "
-        "| s |"
+        "| wall s | CPU s |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for m in args.methods:

@@ -206,7 +206,7 @@ class PatchConfig(Config):
         3.0, "weight of the (relative) vertical-position distance", lo=0, hi=1e6
     )
     edge_weight: float = setting(
-        4.0, "weight of the edge-guide (sketch) distance, when a sketch is given", lo=0, hi=1e6
+        0.5, "weight of the edge-guide (sketch) distance, when a sketch is given", lo=0, hi=1e6
     )
     edge_sigma: float = setting(
         0.01, "edge guides: blur of the line maps / longest side", lo=0, hi=0.5

@@ -5,4 +5,4 @@ Modules: `edges` (the sketch-style edge map of a photo), `sketch` (reading a use
 loads none of them (they need OpenCV), so the command line stays quick to start.
 """
 
-DEFAULT_DETAIL = 0.5  # edge-map detail, 0..1: chosen on gt-dev by benchmarks/sketch.py
+DEFAULT_DETAIL = 0.7  # edge-map detail, 0..1: chosen on gt-dev by benchmarks/sketch.py

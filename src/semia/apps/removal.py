@@ -45,7 +45,9 @@ MAX_MASKED_SHARE = 0.95  # a mask covering more leaves too little to copy from
 _AXES = ((0, 1), (1, 0), (1, 1), (1, -1), (1, 2), (2, 1), (1, -2), (2, -1))  # chord directions
 _WEAK = 0.1  # weight of chords whose ends disagree, against agreeing chords
 _SEGMENTS = 6  # classes of a derived segmentation
-LOCALITY_WEIGHT = 5.0  # analogy removal: weight of the (x, y) distance of a patch to its source
+LOCALITY_WEIGHT = 5.0  # analogy removal: weight of the (x, y) distance (in image sizes) of a
+# patch to the source patch it copies, for small holes; it fades out as the hole grows to
+LOCALITY_MAX_SHARE = 0.2  # this share of the photo
 
 
 # --- the mask ---------------------------------------------------------------------------------
@@ -326,8 +328,9 @@ def remove(
         seed: random seed of the synthesis.
         config: patch synthesis settings for method "analogy".
         device: torch device for method "analogy" (the GAN runs where its model is).
-        locality: method "analogy": weight of the image-position distance between a patch and
-            the source patch it copies (what surrounds a hole predicts it best); 0 = off.
+        locality: method "analogy": weight of the distance (in image sizes) between a patch
+            and the source patch it copies, for small holes (what surrounds them predicts them
+            best); it fades out linearly as the mask grows to 20 % of the photo; 0 = off.
 
     Returns:
         (H, W, 3) float32 in [0, 1], equal to `image` outside the mask.
@@ -361,6 +364,8 @@ def remove(
         source = np.where(mask, int(ids.max()) + 1, ids)
         config = config or PatchConfig()
         guides = None
+        # what surrounds a small hole predicts it best; a large one needs texture from further
+        locality *= max(0.0, 1.0 - float(mask.mean()) / LOCALITY_MAX_SHARE)
         if locality > 0:
             h, w = ids.shape
             coords = np.stack(np.mgrid[0:h, 0:w]).astype(np.float32) / max(h, w)  # (2, H, W)
