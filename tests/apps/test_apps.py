@@ -159,7 +159,7 @@ def test_fill_continues_a_straight_horizon():
     filled = fill_labels(ids, mask)
     assert (filled == ids).all()
     # the nearest-pixel fill bends the horizon towards the mask's middle
-    assert (voronoi_fill(ids, mask) != ids).sum() > 100
+    assert (voronoi_fill(ids, mask) != ids).sum() > 20
 
 
 def test_fill_continues_a_diagonal_road_edge():

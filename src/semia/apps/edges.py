@@ -41,7 +41,7 @@ def edges(image: np.ndarray, detail: float = DEFAULT_DETAIL) -> np.ndarray:
     smooth = rgb
     for _ in range(2):
         smooth = cv2.bilateralFilter(smooth, d=0, sigmaColor=30, sigmaSpace=2.0 * scale)
-    sigma = (0.8 + 1.6 * (1.0 - detail)) * scale
+    sigma = max(1.0, (0.8 + 1.6 * (1.0 - detail)) * scale)  # >= 1 px: pixel noise is no line
     lab = cv2.cvtColor(smooth, cv2.COLOR_RGB2LAB)
     lab = cv2.GaussianBlur(lab, (0, 0), sigma)
     gx = cv2.Sobel(lab, cv2.CV_32F, 1, 0, ksize=3)
