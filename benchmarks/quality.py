@@ -1,4 +1,4 @@
-"""Quality benchmark: every method on every shared scene and target, scored by semia.metrics.
+"""Quality benchmark: every method on every shared scene and target, scored by semia.eval.
 
 Run:
     python benchmarks/quality.py --out results/quality [--size 256] [--scenes zebra tree]
@@ -30,6 +30,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -37,11 +38,17 @@ from semia.eval import evaluate
 from semia.io import InputError, find_scenes, load_scene, read_target, write_image
 from semia.viz import make_sheet
 
+if TYPE_CHECKING:
+    from semia.config import TrainConfig
+
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "semia-examples"
 
 # A method maps (image (H, W, 3) float32, labels (H, W) int64, target (H2, W2) int64,
-# num_classes, seed) to an output (H2, W2, 3) float32 in [0, 1].
-Method = Callable[[np.ndarray, np.ndarray, np.ndarray, int, int], np.ndarray]
+# num_classes, seed) to an output (H2, W2, 3) float32 in [0, 1], or to (output, a dict of
+# extra measures for its row).
+Method = Callable[
+    [np.ndarray, np.ndarray, np.ndarray, int, int], np.ndarray | tuple[np.ndarray, dict]
+]
 
 
 def copy_source(
@@ -65,34 +72,57 @@ def mean_colour(
 
 def analogy(
     image: np.ndarray, labels: np.ndarray, target: np.ndarray, num_classes: int, seed: int
-) -> np.ndarray:
-    """The training-free guided patch synthesis (semia.patch.synthesize)."""
-    from semia.patch import synthesize
+) -> tuple[np.ndarray, dict]:
+    """The training-free guided patch synthesis (semia.patch.synthesize), and how evenly it
+    used the source patches (semia.patch.patch_reuse of its final nearest-neighbour field)."""
+    from semia.patch import patch_reuse, synthesize_with_field
 
-    return synthesize(image, labels, target, num_classes=num_classes, seed=seed)
+    output, field = synthesize_with_field(image, labels, target, num_classes=num_classes, seed=seed)
+    return output, patch_reuse(field, target, labels)
+
+
+def run_method(
+    method: Method,
+    image: np.ndarray,
+    labels: np.ndarray,
+    target: np.ndarray,
+    num_classes: int,
+    seed: int,
+) -> tuple[np.ndarray, dict]:
+    """Run a method: its output clipped to [0, 1] float32, and its extra measures (or {})."""
+    result = method(image, labels, target, num_classes, seed)
+    output, extra = result if isinstance(result, tuple) else (result, {})
+    return np.clip(output, 0, 1).astype(np.float32), extra
 
 
 GAN_DIR = Path("gan-models")  # where "gan" keeps one trained model per scene (set by --gan-dir)
 
 
 def gan(
-    image: np.ndarray, labels: np.ndarray, target: np.ndarray, num_classes: int, seed: int
+    image: np.ndarray,
+    labels: np.ndarray,
+    target: np.ndarray,
+    num_classes: int,
+    seed: int,
+    config: TrainConfig | None = None,
 ) -> np.ndarray:
-    """The SemIA GAN, default schedule: trained once per source image (cached in GAN_DIR)."""
+    """The SemIA GAN, trained once per source image, seed and config (cached in GAN_DIR);
+    config None: the default schedule TrainConfig()."""
     from semia.config import TrainConfig
     from semia.gan import SemIA
     from semia.gan.checkpoint import config_to_dict, data_hash
     from semia.io import LabelMap
 
+    config = TrainConfig() if config is None else config
     palette = np.zeros((num_classes, 3), np.uint8)  # colours do not matter for generation
-    # the cache key covers the data, the seed and the default config (a changed default retrains)
-    config = json.dumps(config_to_dict(TrainConfig()), sort_keys=True).encode()
-    key = f"{data_hash(image, labels, palette)[:16]}-{hashlib.sha256(config).hexdigest()[:8]}"
+    # the cache key covers the data, the seed and the config (a changed default retrains)
+    settings = json.dumps(config_to_dict(config), sort_keys=True).encode()
+    key = f"{data_hash(image, labels, palette)[:16]}-{hashlib.sha256(settings).hexdigest()[:8]}"
     folder = GAN_DIR / f"{key}-seed{seed}"
     if not (folder / "done").exists():
         start = time.perf_counter()
         resume = (folder / "train_state.json").exists()  # an interrupted earlier run
-        SemIA.train(image, LabelMap(labels, palette), folder, seed=seed, resume=resume)
+        SemIA.train(image, LabelMap(labels, palette), folder, config, seed=seed, resume=resume)
         (folder / "done").write_text(f"{time.perf_counter() - start:.1f}\n")
         print(f"  trained GAN in {time.perf_counter() - start:.0f} s -> {folder}", flush=True)
     return SemIA.load(folder).generate(target)
@@ -166,6 +196,8 @@ COLUMNS = (
     ("patch_swd_class_mean", "SWD/class", "{:.4f}"),
     ("coherence", "coh", "{:.4f}"),
     ("coherence_semantic", "coh/class", "{:.4f}"),
+    ("repeat_area", "repeat %", "{:.1f}"),
+    ("use_entropy", "use H", "{:.3f}"),
     ("psnr", "PSNR", "{:.2f}"),
     ("ssim", "SSIM", "{:.3f}"),
     ("method_seconds", "method s", "{:.1f}"),
@@ -186,7 +218,10 @@ def _markdown(rows: list[dict], methods: list[str], size: int) -> str:
         "better: SWD (Laplacian-pyramid 7x7 patch sliced Wasserstein vs the source), SWD/class",
         "(mean over classes, patches of class c vs class c), coh (mean nearest-source-patch",
         "distance), coh/class (the same within each class). `labeller acc` below is the",
-        "labeller's accuracy on its own source: the ceiling of acc.",
+        "labeller's accuracy on its own source: the ceiling of acc. Patch reuse (analogy",
+        "only): repeat % = largest connected area copied from over-used source pixels (used",
+        "> 4x their class's need), % of the frame (lower is better); use H = normalised",
+        "entropy of source-pixel use per class (1 = every source pixel equally often).",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
@@ -318,19 +353,20 @@ def main(argv: list[str] | None = None) -> int:
             for method_name, method in methods.items():
                 start = time.perf_counter()
                 try:
-                    output = method(image, label_map.ids, target.ids, k, args.seed)
+                    output, extra = run_method(
+                        method, image, label_map.ids, target.ids, k, args.seed
+                    )
                 except ValueError as err:
                     print(f"{scene}/{name} {method_name}: skipped ({err})")
                     sheet_row.append(np.ones((*target.ids.shape, 3), np.float32))
                     continue
                 seconds = time.perf_counter() - start
-                output = np.clip(output, 0, 1).astype(np.float32)
                 write_image(out / "outputs" / f"{scene}_{name}_{method_name}.png", output)
                 metrics = evaluate(
                     image, label_map.ids, target.ids, output, num_classes=k, reference=reference
                 )
                 row = {"scene": scene, "target": name, "method": method_name}
-                row.update(metrics, method_seconds=seconds)
+                row.update(metrics, method_seconds=seconds, **extra)
                 rows.append(row)
                 sheet_row.append(output)
                 print(

@@ -12,6 +12,7 @@ Public API (conventions: images (H, W, 3) float32 in [0, 1], uint8 accepted; lab
                                                         the SemIA conditional single-image GAN
     evaluate(image, labels, target, output, ...)        alignment, realism, fidelity metrics
     LabelMap, load_scene, read_image, read_label_map, read_target, write_image   robust I/O
+    segment(image, scribbles) -> LabelMap               a label map from a few strokes
     PatchConfig, TrainConfig, ... (semia.config)        validated settings
     InputError                                          bad input: the message says what to do
 
@@ -76,6 +77,7 @@ __all__ = [
     "read_target",
     "removal_labels",
     "remove",
+    "segment",
     "write_image",
     "write_labels",
 ]
@@ -111,6 +113,8 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
+    if name == "segment":  # the package is callable: semia.segment(image, scribbles)
+        return importlib.import_module("semia.segment")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'semia' has no attribute {name!r}")

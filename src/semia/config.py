@@ -238,6 +238,15 @@ class PatchConfig(Config):
     blend_sigma: float = setting(
         0.2, "coarsest init: colour-seam smoothing width / longest side (0: off)", lo=0, hi=1
     )
+    uniformity: float = setting(
+        2.0,
+        "occurrence limit (StyLit / EbSynth uniformity): a source pixel serves at most this "
+        "many times its class's average need (target pixels of the class / its source pixels, "
+        "at least 1); a move beyond it is refused, best gains first, so no single patch floods "
+        "a region (0: off)",
+        lo=0,
+        hi=1e6,
+    )
 
 
 # --- GAN configs (generator, discriminator, segmenter, losses, training) ---

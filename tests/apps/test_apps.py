@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import PALETTE, antialias, scene_ids
+from conftest import PALETTE, scene_ids
 from PIL import Image
 
 import semia
@@ -13,8 +13,8 @@ from semia.apps.removal import (
     fill_labels,
     parse_colour,
     read_mask,
-    remove,
     removal_labels,
+    remove,
     segment,
     voronoi_fill,
 )
@@ -44,7 +44,9 @@ def _border_distance(height: int = 96, width: int = 128) -> np.ndarray:
     return distance_transform_edt(~border)
 
 
-def _draw_lines(height: int, width: int, rows: list[int], cols: list[int], thick: int) -> np.ndarray:
+def _draw_lines(
+    height: int, width: int, rows: list[int], cols: list[int], thick: int
+) -> np.ndarray:
     """Dark anti-aliased lines (horizontal at rows, vertical at cols) on white paper (H, W)."""
     f = 4
     big = np.ones((height * f, width * f), np.float32)

@@ -112,7 +112,8 @@ def test_cli_train_edges_and_generate_from_a_sketch(tmp_path, capsys):
     Image.fromarray(sketch).save(tmp_path / "new.png")
     model = tmp_path / "model"
     args = ["train", "--image", str(tmp_path / "img.png"), "--condition", "edges", "--iters",
-            "2", "--crop-size", "0", "--full-size-iters", "0", "--out", str(model), "-q"]  # fmt: skip
+            "2", "--crop-size", "0", "--full-size-iters", "0", "--out", str(model),
+            "-q"]  # fmt: skip
     assert main(args) == 0
     args = ["generate", "--model", str(model), "--sketch", str(tmp_path / "new.png"), "--out",
             str(tmp_path / "res"), "-q"]  # fmt: skip

@@ -141,7 +141,8 @@ def test_load_model_errors(tmp_path):
 
 def test_train_state_roundtrip_and_mismatch(tmp_path):
     tensors = {"G.w": torch.arange(6.0).view(2, 3), "rng.train": torch.arange(5, dtype=torch.uint8)}
-    ckpt.save_train_state(tmp_path, tensors, {"step": 4, "extra": [1, 2]})
+    meta_in = {"step": 4, "config": {}, "optimizers": {}, "extra": [1, 2]}
+    ckpt.save_train_state(tmp_path, tensors, meta_in)
     back, meta = ckpt.load_train_state(tmp_path)
     assert meta["step"] == 4 and meta["extra"] == [1, 2]
     assert torch.equal(back["G.w"], tensors["G.w"]) and torch.equal(
@@ -150,7 +151,7 @@ def test_train_state_roundtrip_and_mismatch(tmp_path):
 
     # a JSON from another save (a kill between the two writes) is detected
     saved_json = (tmp_path / ckpt.STATE_JSON).read_text()
-    ckpt.save_train_state(tmp_path, tensors, {"step": 5})
+    ckpt.save_train_state(tmp_path, tensors, {**meta_in, "step": 5})
     (tmp_path / ckpt.STATE_JSON).write_text(saved_json)
     with pytest.raises(ValueError, match="different checkpoints"):
         ckpt.load_train_state(tmp_path)

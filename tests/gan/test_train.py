@@ -23,7 +23,7 @@ from semia.gan import checkpoint as ckpt
 from semia.gan.steps import lr_factor, random_crop, setup_run, train_iteration
 from semia.gan.tensors import image_to_tensor, one_hot
 from semia.gan.trainer import read_log
-from semia.io import LabelMap
+from semia.io import LabelMap, read_label_map, read_target
 
 PALETTE = np.array([[40, 40, 40], [200, 30, 30], [30, 30, 200]], np.uint8)
 
@@ -157,7 +157,7 @@ def test_resume_continues_step_count_and_optimiser_state(tmp_path):
 
     with pytest.raises(ValueError, match="already holds a training run"):
         train(image, labels, PALETTE, out, config, seed=1)
-    with pytest.raises(ValueError, match="lr was 0.002, now 0.0001"):
+    with pytest.raises(ValueError, match=r"lr was 0\.002, now 0\.0001"):
         train(image, labels, PALETTE, out, replace(config, lr=1e-4), seed=1, resume=True)
     # an interrupted run leaves a loadable model too (Ctrl-C before the first checkpoint)
     assert SemIA.load(out).generate(labels).shape == image.shape
@@ -252,3 +252,46 @@ def test_original_schedule_preset_runs_its_step_counts(tmp_path):
     d_state = run.nets.opt_d.state_dict()["state"][0]
     assert int(g_state["step"]) == 10 and int(d_state["step"]) == 2
     assert "s_step" not in train_iteration(run, 2)["seconds"]  # S trains on rec iterations only
+
+
+@pytest.mark.parametrize("kind", ["palette", "ids"])
+def test_label_kind_survives_training_from_python_and_every_checkpoint(tmp_path, kind):
+    """A model trained from Python on an id-coded map reads its targets as ids, and so does
+    a checkpoint written mid-training."""
+    image, labels = _scene()
+    path = tmp_path / "labels.png"
+    if kind == "palette":
+        im = Image.fromarray(labels.astype(np.uint8), "P")
+        im.putpalette(PALETTE.ravel().tolist())
+    else:
+        im = Image.fromarray((labels * 20 + 3).astype(np.uint8), "L")
+    im.save(path)
+    source = read_label_map(path)
+    assert source.kind == kind
+    stop = {"at": 4}
+
+    def interrupt(step, total, losses):
+        if step == stop["at"]:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # a checkpoint of an unfinished run
+        SemIA.train(image, source, tmp_path / "m", _config(8), progress=interrupt)
+    SemIA.train(image, source, tmp_path / "done", _config(4))
+    im.save(tmp_path / "target.png")
+    for folder in ("m", "done"):
+        model = SemIA.load(tmp_path / folder)
+        assert model.label_kind == kind and model.label_values == source.values
+        target = read_target(tmp_path / "target.png", model.labels)
+        np.testing.assert_array_equal(target.ids, labels)
+
+
+def test_resume_with_more_iterations_follows_the_new_schedule(tmp_path):
+    image, labels = _scene()
+    train(image, labels, PALETTE, tmp_path, _config(4), seed=2)
+    resumed = train(image, labels, PALETTE, tmp_path, _config(6), seed=2, resume=True)
+    records = read_log(tmp_path)
+    assert [r["step"] for r in records] == [1, 2, 3, 4, 5, 6]
+    assert resumed.config.iters == 6
+    # the learning-rate decay is computed from the new total: step 5 of 6 is not at lr 0
+    assert records[-1]["lr_factor"] == pytest.approx(lr_factor(5, _config(6)), abs=1e-5)
+    assert records[-1]["lr_factor"] > 0

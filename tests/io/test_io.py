@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import PALETTE, SHARED, antialias, scene_ids
@@ -321,3 +323,31 @@ def test_shared_scenes_palettes_and_targets(scene, classes):
         assert unknown == [], f"{cond}: {unknown}"
         if cond.stem == "rec":
             assert _agreement(tgt.ids, lab.ids) > 0.995
+
+
+def test_read_target_reads_at_the_source_scale_by_default(tmp_path):
+    ids = scene_ids(60, 80)
+    Image.fromarray(antialias(ids)).save(tmp_path / "label.png")
+    Image.fromarray(antialias(np.roll(ids, 10, axis=1))).save(tmp_path / "target.png")
+    source = read_label_map(tmp_path / "label.png", max_size=40)
+    assert source.size == (30, 40) and source.scale == pytest.approx(0.5)
+    target = read_target(tmp_path / "target.png", source)
+    assert target.size == source.size
+    full = read_target(tmp_path / "target.png", read_label_map(tmp_path / "label.png"))
+    assert full.size == (60, 80)
+
+
+def test_a_failed_write_names_the_output_and_keeps_the_old_file(tmp_path):
+    from semia.io import atomic_save
+
+    target = tmp_path / "result.png"
+    target.write_bytes(b"old")
+
+    def disk_full(tmp: str) -> None:
+        Path(tmp).write_bytes(b"partial")
+        raise OSError(28, "No space left on device", tmp)
+
+    with pytest.raises(OSError, match="No space left") as info:
+        atomic_save(target, disk_full)
+    assert info.value.filename == str(target)
+    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["result.png"]

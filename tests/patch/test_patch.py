@@ -54,28 +54,38 @@ def _in_range(pixels: np.ndarray, ranges, tol: float = 1e-4) -> bool:
     )
 
 
-def test_identity_reproduces_source():
+# every size above the tiny test images runs PatchMatch instead of the exact search: run the core
+# tests both ways
+SEARCHES = pytest.mark.parametrize(
+    "config", [PatchConfig(), PatchConfig(exact_max_pairs=0)], ids=["exact", "patchmatch"]
+)
+
+
+@SEARCHES
+def test_identity_reproduces_source(config):
     image, labels = _scene(64, 80)
-    out = synthesize(image, labels, labels, seed=3)
+    out = synthesize(image, labels, labels, seed=3, config=config)
     assert out.shape == image.shape and out.dtype == np.float32
     assert _psnr(out, image) >= 35.0
 
 
-def test_regions_use_only_their_class_colours():
+@SEARCHES
+def test_regions_use_only_their_class_colours(config):
     image, labels = _scene(48, 64)
     target = _disc(48, 64, 20, 44, 12) + _disc(48, 64, 36, 12, 8)  # moved + a new disc
     target = np.clip(target, 0, 1)
-    out = synthesize(image, labels, target, seed=1)
+    out = synthesize(image, labels, target, seed=1, config=config)
     assert _in_range(out[target == 0], RED)
     assert _in_range(out[target == 1], BLUE)
 
 
-def test_seeded_determinism_and_diversity():
+@SEARCHES
+def test_seeded_determinism_and_diversity(config):
     image, labels = _scene(48, 64)
     target = _disc(48, 64, 24, 44, 13)  # the disc moved right
-    a = synthesize(image, labels, target, seed=5)
-    b = synthesize(image, labels, target, seed=5)
-    c = synthesize(image, labels, target, seed=6)
+    a = synthesize(image, labels, target, seed=5, config=config)
+    b = synthesize(image, labels, target, seed=5, config=config)
+    c = synthesize(image, labels, target, seed=6, config=config)
     np.testing.assert_array_equal(a, b)
     assert np.abs(a - c).mean() > 1e-3
 

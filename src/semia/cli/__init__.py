@@ -13,10 +13,10 @@ import sys
 from collections.abc import Callable, Sequence
 
 from semia import __version__
-from semia.cli import analogy, apps, demo, gan, inspect_cmds
+from semia.cli import analogy, apps, batch, demo, edit, gan, inspect_cmds, segment
 from semia.errors import InputError
 
-COMMANDS = (analogy, apps, gan, demo, inspect_cmds)  # modules with register(subparsers)
+COMMANDS = (analogy, apps, gan, segment, edit, batch, demo, inspect_cmds)  # each has register()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return func(args)
     except InputError as e:  # the library's boundary checks: actionable messages
-        print(f"semia: error: {e}", file=sys.stderr)
+        print(f"semia: error: {_with_flag_advice(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("semia: interrupted", file=sys.stderr)
@@ -78,6 +78,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         return _internal_error(e)
+
+
+def _with_flag_advice(error: InputError) -> str:
+    """The library's message, with the command-line spelling of what it suggests."""
+    from semia.io.targets import UnknownLabelsError
+
+    text = str(error)
+    if isinstance(error, UnknownLabelsError):
+        text = text.replace(
+            "read the target with unknown='nearest'", "pass --unknown-labels nearest"
+        )
+    return text
 
 
 def _internal_error(e: BaseException) -> int:

@@ -34,7 +34,7 @@ from safetensors import safe_open
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from semia.config import TrainConfig
+from semia.config import ConfigError, TrainConfig
 from semia.errors import InputError
 from semia.io import atomic_write_bytes, atomic_write_text
 
@@ -99,6 +99,8 @@ def config_from_dict(
     then today's; unknown fields (from a newer semia) are ignored with a warning; every value is
     validated (ConfigError names a bad one).
     """
+    if not isinstance(data, dict):
+        raise ConfigError("TrainConfig", f"expected a table of settings, got {data!r}")
     data = json.loads(json.dumps(data))  # a deep copy
     for last_version, fields in _LEGACY_DEFAULTS.items():
         if version <= last_version:
@@ -357,13 +359,34 @@ def has_train_state(out_dir: str | Path) -> bool:
     return (out_dir / STATE_FILE).is_file() and (out_dir / STATE_JSON).is_file()
 
 
+def damaged_state(out_dir: Path, reason: object) -> InputError:
+    return InputError(
+        f"the training state in {out_dir} is damaged ({reason}); start over in another folder, "
+        f"or delete {STATE_FILE} and {STATE_JSON} there to restart from scratch"
+    )
+
+
 def load_train_state(out_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read what `save_train_state` wrote; InputError if missing or inconsistent."""
     out_dir = Path(out_dir)
     if not has_train_state(out_dir):
         raise InputError(f"no training state in {out_dir} ({STATE_FILE} + {STATE_JSON})")
-    tensors, st_meta = _load_safetensors(out_dir / STATE_FILE)
-    meta = json.loads((out_dir / STATE_JSON).read_text(encoding="utf-8"))
+    try:
+        tensors, st_meta = _load_safetensors(out_dir / STATE_FILE)
+        meta = json.loads((out_dir / STATE_JSON).read_text(encoding="utf-8"))
+    except Exception as e:  # safetensors and json raise their own types for damaged files
+        raise damaged_state(out_dir, e) from None
+    if not (
+        isinstance(meta, dict)
+        and isinstance(meta.get("step"), int)
+        and meta["step"] >= 0
+        and isinstance(meta.get("config"), dict)
+        and isinstance(meta.get("optimizers"), dict)
+    ):
+        raise damaged_state(out_dir, "train_state.json lacks its step, config or optimisers")
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise damaged_state(out_dir, f"{bad[0]} holds NaN or infinite values")
     if st_meta.get("token") != meta.get("token"):
         raise InputError(
             f"{out_dir / STATE_FILE} and {out_dir / STATE_JSON} belong to different checkpoints "

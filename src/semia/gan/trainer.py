@@ -117,14 +117,17 @@ def _restore_state(run: Run, data_hash: str) -> int:
     differences = _config_differences(meta["config"], ckpt.config_to_dict(run.config))
     if differences:
         raise ResumeMismatch(run.out_dir, differences)
-    for name, module in run.nets.named_modules().items():
-        head = f"{name}."
-        module.load_state_dict(
-            {k[len(head) :]: v for k, v in tensors.items() if k.startswith(head)}
-        )
-    for name, opt in run.nets.named_optimizers().items():
-        ckpt.optimizer_state_from_flat(opt, tensors, meta["optimizers"][name], f"opt.{name}")
-    run.generator.set_state(tensors["rng.train"])
+    try:
+        for name, module in run.nets.named_modules().items():
+            head = f"{name}."
+            module.load_state_dict(
+                {k[len(head) :]: v for k, v in tensors.items() if k.startswith(head)}
+            )
+        for name, opt in run.nets.named_optimizers().items():
+            ckpt.optimizer_state_from_flat(opt, tensors, meta["optimizers"][name], f"opt.{name}")
+        run.generator.set_state(tensors["rng.train"])
+    except (KeyError, RuntimeError, TypeError, ValueError, IndexError) as e:
+        raise ckpt.damaged_state(run.out_dir, e) from None
     return int(meta["step"])
 
 

@@ -19,7 +19,8 @@ def atomic_save(path: str | Path, save: Callable[[str], object]) -> None:
 
     The finished file gets the usual permissions of a new file (0666 minus the umask; mkstemp
     alone would leave it readable by its owner only). On any error, or Ctrl-C, the temporary file
-    is removed and an existing `path` is left as it was.
+    is removed and an existing `path` is left as it was; an OSError (disk full, say) names
+    `path`, not the temporary file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -31,6 +32,9 @@ def atomic_save(path: str | Path, save: Callable[[str], object]) -> None:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
+    except OSError as e:  # disk full, quota, ...: name the output, not the temporary file
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from e
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from semia.errors import InputError
-from semia.io.arrays import fit_size, resize_image, to_uint8
+from semia.io.arrays import as_image, fit_size, resize_image, to_uint8
 from semia.io.files import atomic_save
 
 log = logging.getLogger(__name__)
@@ -17,8 +18,23 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
 
 
-def open_image(path: str | Path, what: str) -> Image.Image:
-    """Open and fully decode an image file, EXIF orientation applied."""
+MAX_PIXELS = 150_000_000  # inputs with more pixels (about 12000 x 12000) are refused
+
+
+def _too_large(path: Path, what: str, width: int, height: int) -> InputError:
+    return InputError(
+        f"{what} {path}: {width}x{height} px is above semia's limit of {MAX_PIXELS / 1e6:.0f} "
+        "megapixels; downscale it first (any image editor, or `convert -resize`)"
+    )
+
+
+def open_image(path: str | Path, what: str, max_size: int | None = None) -> Image.Image:
+    """Open and fully decode an image file, EXIF orientation applied.
+
+    Files above `MAX_PIXELS` are refused from their header, before any pixel is decoded. With
+    `max_size`, a JPEG is decoded at a reduced scale (still at least twice max_size), so a huge
+    photo costs little memory.
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(f"{what} {path}: no such file")
@@ -27,14 +43,21 @@ def open_image(path: str | Path, what: str) -> Image.Image:
     if path.stat().st_size == 0:
         raise InputError(f"{what} {path}: the file is empty")
     try:
-        im = Image.open(path)
-        im.load()
+        with warnings.catch_warnings():  # semia applies its own limit, below PIL's error one
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+            if im.width * im.height > MAX_PIXELS:
+                raise _too_large(path, what, im.width, im.height)
+            if max_size is not None and im.format == "JPEG":
+                im.draft(im.mode, (2 * max_size, 2 * max_size))
+            im.load()
         file_format = im.format
         im = ImageOps.exif_transpose(im)
         im.format = file_format  # exif_transpose returns a copy without it
-    except Image.DecompressionBombError as e:
+    except Image.DecompressionBombError:
         raise InputError(
-            f"{what} {path}: the image is too large to read safely ({e}); downscale it first"
+            f"{what} {path}: the image is above semia's limit of {MAX_PIXELS / 1e6:.0f} "
+            "megapixels; downscale it first"
         ) from None
     except UnidentifiedImageError:
         raise InputError(
@@ -60,10 +83,19 @@ def file_size(path: str | Path, what: str = "image") -> tuple[int, int]:
     if not path.is_file() or path.stat().st_size == 0:
         return open_image(path, what).size[::-1]  # raises the right message
     try:
-        with Image.open(path) as im:
-            width, height = im.size
-            if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # EXIF orientation: rotated 90 deg
-                width, height = height, width
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                width, height = im.size
+                if width * height > MAX_PIXELS:
+                    raise _too_large(path, what, width, height)
+                if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # EXIF orientation: rotated 90
+                    width, height = height, width
+    except Image.DecompressionBombError:
+        raise InputError(
+            f"{what} {path}: the image is above semia's limit of {MAX_PIXELS / 1e6:.0f} "
+            "megapixels; downscale it first"
+        ) from None
     except (OSError, SyntaxError, ValueError):
         return open_image(path, what).size[::-1]  # raises the right message
     return height, width
@@ -105,12 +137,15 @@ def read_image(path: str | Path, max_size: int | None = None) -> np.ndarray:
         (H, W, 3) float32 array in [0, 1].
     """
     path = Path(path)
-    im = open_image(path, "image")
-    array = _image_to_float(im, path)
-    size = fit_size(*array.shape[:2], max_size)
-    if size != array.shape[:2]:
-        log.info("%s: downscaled from %dx%d to %dx%d", path, im.width, im.height, size[1], size[0])
-    return resize_image(array, size)
+    height, width = file_size(path, "image")
+    size = fit_size(height, width, max_size)  # from the file's size: the label map's too
+    im = open_image(path, "image", max_size)
+    factor = min(im.height // (4 * size[0]), im.width // (4 * size[1]))
+    if factor >= 2 and im.mode in ("RGB", "RGBA", "L", "LA"):  # cheap uint8 pre-shrink
+        im = im.reduce(factor)
+    if size != (height, width):
+        log.info("%s: downscaled from %dx%d to %dx%d", path, width, height, size[1], size[0])
+    return resize_image(_image_to_float(im, path), size)
 
 
 def write_image(path: str | Path, image: np.ndarray) -> Path:
@@ -127,7 +162,17 @@ def write_image(path: str | Path, image: np.ndarray) -> Path:
             f"output {path}: unsupported suffix {path.suffix!r}; "
             f"use one of {', '.join(IMAGE_SUFFIXES)}"
         )
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        if not np.issubdtype(image.dtype, np.floating):
+            raise InputError(
+                f"output {path}: an image to write must be uint8 (0..255) or float in [0, 1], "
+                f"got {image.dtype}; convert it first"
+            )
+        image = as_image(image, f"output {path}")
     array = to_uint8(image)
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
     im = Image.fromarray(array)
     options = {"quality": 95} if suffix in (".jpg", ".jpeg", ".webp") else {}
     atomic_save(path, lambda tmp: im.save(tmp, **options))

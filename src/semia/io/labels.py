@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from semia.errors import InputError
-from semia.io.images import write_image
+from semia.io.images import file_size, write_image
 from semia.io.palette import (
     MAX_CLASSES,
     compact_ids,
@@ -37,6 +37,8 @@ class LabelMap:
             (grayscale / .npy integer ids); targets are matched by colour for the first two and
             by value for the last two.
         names: optional class names, one per id (shown by `describe`).
+        scale: the map's size over its file's size (below 1 when it was read downscaled);
+            `read_target` reads targets at the same scale by default.
     """
 
     ids: np.ndarray
@@ -44,6 +46,7 @@ class LabelMap:
     values: tuple[int, ...] | None = None
     kind: str = "colour"  # how the file coded labels: "colour" | "palette" | "ids"
     names: tuple[str, ...] | None = None  # optional class names, one per id
+    scale: float = 1.0  # size read / size in the file (< 1 when read downscaled by max_size)
 
     @property
     def num_classes(self) -> int:
@@ -109,12 +112,18 @@ def read_label_map(path: str | Path, max_size: int | None = None) -> LabelMap:
             raise InputError(f"label map {path}: more than {MAX_CLASSES} label colours found")
         palette = centres[keep]
         ids = snap(raw.data, raw.valid, palette)
-        return LabelMap(ids=downscale_ids(ids, max_size), palette=palette)
+        ids = downscale_ids(ids, max_size)
+        return LabelMap(ids=ids, palette=palette, scale=_scale(path, ids))
     ids, distinct = compact_ids(raw.data, raw.valid, path, "label map")
     palette = raw.palette[distinct] if raw.kind == "palette" else default_palette(len(distinct))
-    return LabelMap(
-        downscale_ids(ids, max_size), palette, tuple(int(v) for v in distinct), raw.kind
-    )
+    ids = downscale_ids(ids, max_size)
+    values = tuple(int(v) for v in distinct)
+    return LabelMap(ids, palette, values, raw.kind, scale=_scale(path, ids))
+
+
+def _scale(path: Path, ids: np.ndarray) -> float:
+    """The size of `ids` over the size of the file it was read from (longest sides)."""
+    return max(ids.shape) / max(file_size(path, "label map"))
 
 
 def write_labels(path: str | Path, labels: LabelMap) -> Path:

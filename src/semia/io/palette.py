@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from semia.errors import InputError
 from semia.io.arrays import fit_size, resize_nearest
-from semia.io.images import open_image
+from semia.io.images import MAX_PIXELS, open_image
 
 _CLUSTER_RADIUS = 24.0  # colours this close (RGB L2) to a more frequent colour are the same label
 _LOSSY_CLUSTER_RADIUS = 40.0  # the same for JPEG files, whose colour noise is larger
@@ -48,25 +49,50 @@ class RawLabels:
     lossy: bool = False  # decoded from a lossy format (JPEG): colours are noisier
 
 
-def decode_labels(path: Path, max_size: int | None, what: str) -> RawLabels:
-    if path.suffix.lower() == ".npy":
-        if not path.exists():
-            raise InputError(f"{what} {path}: no such file")
-        try:
-            a = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise InputError(f"{what} {path}: not a readable .npy array ({e})") from None
-        if a.ndim != 2 or a.size == 0:
-            raise InputError(f"{what} {path}: expected a 2-D array of ids, got shape {a.shape}")
-        integral = np.issubdtype(a.dtype, np.floating) and np.all(np.mod(a, 1) == 0)
-        if not (np.issubdtype(a.dtype, np.integer) or integral):
-            raise InputError(f"{what} {path}: expected integer label ids, got {a.dtype} values")
-        a = a.astype(np.int64)
-        a = resize_nearest(a, fit_size(*a.shape, max_size))
-        return RawLabels(data=a, valid=np.ones(a.shape, bool), kind="ids")
+_MAX_ID_VALUE = 2**31  # .npy / grayscale label values must be integers below this in magnitude
 
+
+def _decode_npy(path: Path, max_size: int | None, what: str) -> RawLabels:
+    if not path.exists():
+        raise InputError(f"{what} {path}: no such file")
+    try:
+        a = np.load(path, mmap_mode="r", allow_pickle=False)  # header first: no full read yet
+    except (OSError, ValueError) as e:
+        raise InputError(f"{what} {path}: not a readable .npy array ({e})") from None
+    if a.ndim != 2 or a.size == 0:
+        raise InputError(f"{what} {path}: expected a 2-D array of ids, got shape {a.shape}")
+    if a.size > MAX_PIXELS:
+        raise InputError(
+            f"{what} {path}: {a.shape[1]}x{a.shape[0]} is above semia's limit of "
+            f"{MAX_PIXELS / 1e6:.0f} megapixels; downscale it first"
+        )
+    if not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)
+            or a.dtype == np.bool_):  # fmt: skip
+        raise InputError(f"{what} {path}: expected integer label ids, got {a.dtype} values")
+    a = resize_nearest(a, fit_size(*a.shape, max_size))  # reads only the sampled rows
+    a = np.asarray(a)
+    if np.issubdtype(a.dtype, np.floating) and not (
+        np.isfinite(a).all() and np.all(np.mod(a, 1) == 0)
+    ):
+        raise InputError(f"{what} {path}: expected integer label ids, got {a.dtype} values")
+    if a.dtype != np.bool_ and a.size and (a.max() >= _MAX_ID_VALUE or a.min() <= -_MAX_ID_VALUE):
+        raise InputError(
+            f"{what} {path}: label values must be integers of magnitude below 2^31, got "
+            f"{a.min()}..{a.max()}"
+        )
+    a = a.astype(np.int64)
+    return RawLabels(data=a, valid=np.ones(a.shape, bool), kind="ids")
+
+
+def decode_labels(path: Path, max_size: int | None, what: str) -> RawLabels:
+    """Decode a label file (image or .npy) at a longest side of at most max_size (nearest)."""
+    if path.suffix.lower() == ".npy":
+        return _decode_npy(path, max_size, what)
     im = open_image(path, what)
+    file_format, lossless = im.format, im.info.get("lossless")
     size = fit_size(im.height, im.width, max_size)
+    if size != (im.height, im.width):  # nearest in PIL first: a huge map never becomes RGBA
+        im = im.resize(size[::-1], Image.Resampling.NEAREST)
     if im.mode == "P":
         idx = np.asarray(im).astype(np.int64)
         pal = np.asarray(im.getpalette() or [], dtype=np.uint8).reshape(-1, 3)
@@ -74,25 +100,15 @@ def decode_labels(path: Path, max_size: int | None, what: str) -> RawLabels:
         valid = np.ones(idx.shape, bool)
         if isinstance(im.info.get("transparency"), int):
             valid = idx != im.info["transparency"]
-        return RawLabels(
-            data=resize_nearest(idx, size),
-            valid=resize_nearest(valid, size),
-            kind="palette",
-            palette=pal,
-        )
+        return RawLabels(data=idx, valid=valid, kind="palette", palette=pal)
     if im.mode in ("1", "L", "I", "I;16", "I;16L", "I;16B", "I;16N", "F", "LA"):
         a = np.asarray(im.getchannel(0) if im.mode == "LA" else im)
         valid = np.asarray(im.getchannel("A")) > 0 if im.mode == "LA" else np.ones(a.shape, bool)
         if np.issubdtype(a.dtype, np.floating) and not np.all(np.mod(a, 1) == 0):
             raise InputError(f"{what} {path}: floating-point grayscale is not a map of label ids")
-        return RawLabels(
-            data=resize_nearest(a.astype(np.int64), size),
-            valid=resize_nearest(valid, size),
-            kind="ids",
-        )
+        return RawLabels(data=a.astype(np.int64), valid=valid, kind="ids")
     rgba = np.asarray(im.convert("RGBA"))
-    rgba = resize_nearest(rgba, size)
-    lossy = im.format in ("JPEG", "MPO") or (im.format == "WEBP" and not im.info.get("lossless"))
+    lossy = file_format in ("JPEG", "MPO") or (file_format == "WEBP" and not lossless)
     return RawLabels(
         lossy=lossy, data=np.ascontiguousarray(rgba[..., :3]), valid=rgba[..., 3] > 0, kind="colour"
     )

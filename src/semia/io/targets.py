@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from semia.errors import InputError
+from semia.io.images import file_size
 from semia.io.labels import LabelMap
 from semia.io.palette import (
     UNKNOWN_DISTANCE,
@@ -23,6 +24,10 @@ from semia.io.palette import (
 )
 
 log = logging.getLogger(__name__)
+
+
+class UnknownLabelsError(InputError):
+    """A target uses labels the source does not have (and unknown="error")."""
 
 
 @dataclass(frozen=True)
@@ -155,21 +160,25 @@ def read_target(
         unknown: "error": labels the source lacks raise `InputError` listing them (colour or
             value, pixel count, a location); "nearest": unknown colours take the nearest source
             colour, unknown id values are filled from the surrounding labels.
-        max_size: downscale (nearest) if the longest side exceeds it.
+        max_size: downscale (nearest) if the longest side exceeds it; None (the default):
+            read it at the source's scale (a source read downscaled to half its file size
+            gives a target at half its file size too).
 
     Returns:
         LabelMap with the source's palette and ids.
     """
     if unknown not in ("error", "nearest"):
-        raise ValueError(f"unknown must be 'error' or 'nearest', got {unknown!r}")
+        raise InputError(f"unknown must be 'error' or 'nearest', got {unknown!r}")
+    if max_size is None and source.scale < 1.0:
+        max_size = max(1, round(max(file_size(path, "target map")) * source.scale))
     target, found = match_target(path, source, max_size)
     if found and unknown == "error":
         listing = "; ".join(u.describe() for u in found[:8])
         more = f" and {len(found) - 8} more" if len(found) > 8 else ""
-        raise InputError(
+        raise UnknownLabelsError(
             f"target map {path}: {len(found)} label(s) not in the source label map: "
-            f"{listing}{more}. Redraw them with a source colour, or pass "
-            "--unknown-labels nearest to map each to the closest source label"
+            f"{listing}{more}. Redraw them with a source colour, or read the target with "
+            "unknown='nearest' to map each to the closest source label"
         )
     for u in found:
         log.warning(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from semia.ops import gaussian_blur
+from semia.ops import extract_patches, gaussian_blur
 
 _QUERY_CHUNK_ELEMENTS = 2**24  # exact search: at most this many distances in memory at once
 _GATHER_ELEMENTS = 2**24  # PatchMatch and voting: at most this many gathered values at once
@@ -217,6 +217,60 @@ def patch_distance(query: torch.Tensor, keys: torch.Tensor, nnf: torch.Tensor) -
     return (query - keys[nnf]).square_().sum(1)
 
 
+def capacity(classes: torch.Tensor, allowed: torch.Tensor, factor: float) -> torch.Tensor:
+    """How many target pixels may copy one source pixel, per query: `factor` times the uses
+    its class needs on average (its target pixels / the source pixels allowed for it), at
+    least 1, so a class drawn larger than in the source still gets its texture.
+
+    Args:
+        classes: (N,) long target classes; allowed: (K, Ns) bool; factor: > 0.
+
+    Returns:
+        (N,) long.
+    """
+    targets = torch.bincount(classes, minlength=allowed.shape[0]).to(torch.float32)  # (K,)
+    need = targets / allowed.sum(1).clamp_min(1)  # (K,) uses per allowed source pixel
+    return (factor * need.clamp_min(1.0)).ceil().long()[classes]
+
+
+def admit(
+    old: torch.Tensor,
+    old_d: torch.Tensor,
+    new: torch.Tensor,
+    new_d: torch.Tensor,
+    limit: torch.Tensor,
+    num_sources: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The occurrence (uniformity) constraint of StyLit / EbSynth, one step at a time: queries
+    that move to a source pixel are admitted in order of their gain (old minus new distance)
+    while the pixel holds fewer than `limit` queries (counted before the move); the others keep
+    their old match. So no single source patch floods a region, however well it fits a blurry
+    output; staying put is always allowed, so an exact copy is kept.
+
+    Args:
+        old, old_d: (N,) long current field and its distances.
+        new, new_d: (N,) long proposed field and its distances.
+        limit: (N,) long, the most queries one source pixel may hold (per query's class).
+        num_sources: Ns.
+
+    Returns:
+        (field, distances) with the rejected moves undone.
+    """
+    moved = (new != old).nonzero()[:, 0]
+    if moved.numel() == 0:
+        return new, new_d
+    held = torch.bincount(old, minlength=num_sources)  # (Ns,) uses before the moves
+    moved = moved[torch.argsort(new_d[moved] - old_d[moved], stable=True)]  # best gain first
+    moved = moved[torch.argsort(new[moved], stable=True)]  # grouped by source pixel
+    dest = new[moved]
+    arrivals = torch.bincount(dest, minlength=num_sources)
+    rank = torch.arange(dest.numel(), device=dest.device) - (arrivals.cumsum(0) - arrivals)[dest]
+    rejected = moved[rank >= (limit[moved] - held[dest])]
+    new, new_d = new.clone(), new_d.clone()
+    new[rejected], new_d[rejected] = old[rejected], old_d[rejected]
+    return new, new_d
+
+
 def exact_search(
     query: torch.Tensor,
     keys: torch.Tensor,
@@ -224,6 +278,7 @@ def exact_search(
     allowed: torch.Tensor,
     nnf: torch.Tensor,
     dist: torch.Tensor,
+    limit: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact nearest allowed source patch of every query (matrix products, class by class).
 
@@ -236,10 +291,12 @@ def exact_search(
         classes: (N,) long target classes.
         allowed: (K, Ns) bool.
         nnf: (N,) long current field; dist: (N,) its distances.
+        limit: optional (N,) long occurrence limit (see `admit`).
 
     Returns:
         (nnf, dist) updated.
     """
+    old, old_d = nnf, dist
     nnf, dist = nnf.clone(), dist.clone()
     key_sq = keys.square().sum(1)  # (Ns,)
     for c in classes.unique().tolist():
@@ -257,6 +314,8 @@ def exact_search(
             better = d < dist[r]
             nnf[r] = torch.where(better, cand, nnf[r])
             dist[r] = torch.where(better, d, dist[r])
+    if limit is not None:
+        nnf, dist = admit(old, old_d, nnf, dist, limit, keys.shape[0])
     return nnf, dist
 
 
@@ -268,12 +327,14 @@ def _best_of(
     cands: torch.Tensor,
     best: torch.Tensor,
     best_d: torch.Tensor,
+    limit: torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Keep, per query, the closest of its current match and its allowed candidates.
 
     Args:
         cands: (C, N) long candidate source pixels.
         best, best_d: (N,) current matches and distances.
+        limit: optional (N,) long occurrence limit (see `admit`).
     """
     ok = allowed.reshape(-1)[classes * allowed.shape[1] + cands]  # (C, N)
     group = max(1, _GATHER_ELEMENTS // query.numel())  # candidates gathered at once
@@ -284,7 +345,10 @@ def _best_of(
     cand_d, which = d.min(0)  # (N,)
     better = cand_d < best_d
     new = cands.gather(0, which[None])[0]
-    return torch.where(better, new, best), torch.where(better, cand_d, best_d)
+    new, new_d = torch.where(better, new, best), torch.where(better, cand_d, best_d)
+    if limit is not None:
+        new, new_d = admit(best, best_d, new, new_d, limit, keys.shape[0])
+    return new, new_d
 
 
 def patchmatch(
@@ -299,6 +363,7 @@ def patchmatch(
     steps: tuple[int, ...],
     radii: int,
     generator: torch.Generator,
+    limit: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One round of parallel PatchMatch: propagation from neighbours at the given distances in
     four directions, then random search around the improved match at `radii` radii (shrinking
@@ -324,7 +389,7 @@ def patchmatch(
     nbr = nnf[ny * wt + nx]  # (E, N) the neighbours' matches
     cy = (nbr // ws - e[:, :1]).clamp_(0, hs - 1)
     cx = (nbr % ws - e[:, 1:]).clamp_(0, ws - 1)
-    nnf, dist = _best_of(query, keys, classes, allowed, cy * ws + cx, nnf, dist)
+    nnf, dist = _best_of(query, keys, classes, allowed, cy * ws + cx, nnf, dist, limit)
 
     # random search around the improved match, radius max(Hs, Ws) / 4 shrinking 4x per try
     n = nnf.numel()
@@ -336,7 +401,7 @@ def patchmatch(
     cy = (nnf // ws + off[0]).clamp_(0, hs - 1)
     cx = (nnf % ws + off[1]).clamp_(0, ws - 1)
     cands = torch.cat([cy * ws + cx, random_allowed(classes, allowed, generator)[None]])
-    return _best_of(query, keys, classes, allowed, cands, nnf, dist)
+    return _best_of(query, keys, classes, allowed, cands, nnf, dist, limit)
 
 
 def vote(
@@ -394,7 +459,7 @@ def vote(
     out = []
     for y0 in range(0, ht, band):
         y1 = min(ht, y0 + band)
-        cols = F.unfold(maps[:, :, y0 : y1 + 2 * r], patch_size)[0]  # (3 * P * P, n)
+        cols = extract_patches(maps[:, :, y0 : y1 + 2 * r], patch_size)[0].T  # (3 * P * P, n)
         cols = cols.reshape(3, patch_size**2, -1)  # (3, P * P, n)
         y = (cols[0].long() + oy).clamp_(0, hs - 1)
         x = (cols[1].long() + ox).clamp_(0, ws - 1)

@@ -11,15 +11,18 @@ The family of Image Analogies' texture-by-numbers, EbSynth and GPNN, written wit
    source patches allowed for its class (hard constraint), exact by matrix products at coarse
    levels and by parallel PatchMatch (propagation + random search) above, with the distance
    |colour patch PCA|^2 + guide_weight |label-guide PCA|^2 + position_weight |relative height|^2,
-   then (b) voting: every pixel averages the values the overlapping matched patches give it,
+   under an occurrence limit (StyLit / EbSynth uniformity): a move to a source
+   pixel is refused once that pixel serves `uniformity` times its class's average need, best
+   gains first, so no single patch floods a region (the washed-out / striped bands); then (b)
+   voting: every pixel averages the values the overlapping matched patches give it,
    counting only votes that copy a pixel of its own class (so each region is built from its
    class's texture); centre-weighted at the finest level for sharpness.
 4. The field is carried up a level (children keep their parent's offset), entries that break
    the class constraint at the finer level are re-drawn, and the first round there compares
    the upsampled output with the equally blurred upsampled source.
 
-An exact copy stays a zero-distance match at every step, so target == labels reproduces the
-source.
+An exact copy stays a zero-distance match at every step (and staying put is never refused by
+the occurrence limit), so target == labels reproduces the source.
 """
 
 from __future__ import annotations
@@ -70,6 +73,37 @@ def synthesize(
 ) -> np.ndarray:
     """Synthesize the source image in the target layout by guided patch synthesis.
 
+    Args and returns: as `synthesize_with_field`, without the field.
+    """
+    result, _ = synthesize_with_field(
+        image,
+        labels,
+        target,
+        num_classes=num_classes,
+        seed=seed,
+        config=config,
+        device=device,
+        progress=progress,
+        guides=guides,
+    )
+    return result
+
+
+def synthesize_with_field(
+    image: np.ndarray,
+    labels: np.ndarray,
+    target: np.ndarray,
+    *,
+    num_classes: int | None = None,
+    seed: int = 0,
+    config: PatchConfig = PatchConfig(),
+    device: str | torch.device = "cpu",
+    progress: Callable[[int, int], None] | None = None,
+    guides: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Synthesize the source image in the target layout, and return the final
+    nearest-neighbour field too (which source patch every output patch was copied from).
+
     Args:
         image: (H, W, 3) float32 in [0, 1], the source photo.
         labels: (H, W) int64 class ids of the source.
@@ -85,7 +119,8 @@ def synthesize(
             `config.edge_weight`.
 
     Returns:
-        (H2, W2, 3) float32 in [0, 1].
+        (H2, W2, 3) float32 in [0, 1], and (H2, W2, 2) int64: the (row, column) of the source
+        pixel at the centre of the patch each output pixel's patch was matched to.
 
     Raises:
         ValueError: malformed inputs, or a target class that the source does not contain.
@@ -165,17 +200,23 @@ def synthesize(
             keys_first = space.keys(blurry)
             iters = config.fine_iters
         exact = level.target.numel() * level.image[0].numel() <= config.exact_max_pairs
+        limit = None
+        if config.uniformity > 0:
+            limit = nn_field.capacity(classes, level.allowed, config.uniformity)
         for it in range(iters):
             keys = keys_first if it == 0 else keys_sharp
             query = space.queries(out)
+            round_limit = limit
             if guides is not None and field is not None and it == 0 and lv == n_levels - 1:
                 # a sketch: the start copies the source, whose colours would pin every patch
-                # in place; match the first round on the guides alone
+                # in place; match the first round on the guides alone (where the guides tie,
+                # many patches pick one source: no occurrence limit in this round)
                 query, keys = space.without_appearance(query), space.without_appearance(keys)
+                round_limit = None
             dist = nn_field.patch_distance(query, keys, field)
             if exact:
                 field, dist = nn_field.exact_search(
-                    query, keys, classes, level.allowed, field, dist
+                    query, keys, classes, level.allowed, field, dist, round_limit
                 )
             else:
                 field, dist = nn_field.patchmatch(
@@ -190,6 +231,7 @@ def synthesize(
                     config.propagation_steps,
                     config.search_radii,
                     generator,
+                    round_limit,
                 )
             out = nn_field.vote(
                 field,
@@ -205,7 +247,10 @@ def synthesize(
                 progress(done, total)
         log.debug("level %d %s done (%s search)", lv, level.target_size, "exact" if exact else "PM")
     result = out.clamp(0, 1).permute(1, 2, 0).cpu().numpy()  # (H2, W2, 3)
-    return np.ascontiguousarray(result, dtype=np.float32)
+    width = pyramid[0].source_size[1]
+    coords = torch.stack([field // width, field % width], 1)  # (H2 * W2, 2) source (y, x)
+    coords = coords.reshape(*pyramid[0].target_size, 2).cpu().numpy()  # (H2, W2, 2)
+    return np.ascontiguousarray(result, dtype=np.float32), coords
 
 
 def _guide_tensors(

@@ -1,0 +1,647 @@
+"""The editor's HTTP server: the page, and a JSON/HTTP API that scripts can use too.
+
+Every answer other than an image is JSON; every error is JSON ``{"error": "message"}`` with a
+4xx status for bad input (400 unreadable or wrong upload, 404 unknown session, 409 superseded,
+413 too large) and 500 for a bug (logged; the server goes on).
+
+Stateless:
+
+    GET  /api/health                      {"ok": true, "version": ...}
+    GET  /api/examples                    {"examples": [names], "start": name}
+    POST /api/analogy                     multipart form: photo, label, target (files), seed
+                                          (optional int) -> image/png, the training-free result
+                                          at the target's size (target colours are snapped to
+                                          the label map's palette)
+
+Sessions (one per browser tab; the id is a random token, and only its holder reaches the data):
+
+    POST   /api/sessions                  multipart form: photo, label (files) -> session JSON
+    POST   /api/sessions/example          JSON {"name": "lake"} (or {} for the scene the server
+                                          was started with) -> session JSON
+    GET    /api/sessions/{id}             session JSON
+    DELETE /api/sessions/{id}             close it
+    GET    /api/sessions/{id}/photo.png   the photo at the editor's size
+    GET    /api/sessions/{id}/labels.png  its label map (colours)
+    POST   /api/sessions/{id}/result?method=analogy|gan&seed=0
+                                          body: the target layout, either H*W bytes of class ids
+                                          (application/octet-stream, uint8, row-major) or a colour
+                                          PNG (image/png; snapped to the palette) -> image/png.
+                                          A newer request of the session supersedes an older one
+                                          still waiting or running: that one answers 409.
+    POST   /api/sessions/{id}/train       start training the GAN (or reuse the cached model)
+    GET    /api/sessions/{id}/train       {"state": none|running|done|cancelled|failed, "step",
+                                          "total", "elapsed_s", "eta_s", "error"}
+    DELETE /api/sessions/{id}/train       cancel training (a later start resumes it)
+    GET    /api/sessions/{id}/download/result?method=...   the last result (PNG attachment)
+    GET    /api/sessions/{id}/download/target              the last target layout (PNG, coded
+                                          like the source label map: colours, palette or ids)
+    GET    /api/sessions/{id}/download/sheet               photo | labels | target | results
+
+Session JSON: {"session": id, "name", "width", "height", "kind", "classes": [{"id", "colour":
+"#rrggbb", "pixels", "value"}], "labels": base64 of the H*W uint8 class ids, "gan": train status}.
+
+No request names a file on the server: the page's three static files are served from the
+package by name, and everything else is made in memory from the session's own data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import re
+import threading
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from PIL import Image, ImageDraw
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+from semia.editor.config import EditorConfig
+from semia.editor.state import METHODS, Result, Session, SessionStore, UnknownSession
+from semia.editor.training import Trainer
+from semia.editor.uploads import (
+    Upload,
+    encode_png,
+    ids_from_bytes,
+    ids_to_base64,
+    read_scene,
+    read_target_upload,
+)
+from semia.io import InputError, LabelMap, find_scenes, load_scene, to_uint8
+
+log = logging.getLogger(__name__)
+
+STATIC_FILES = {  # the page: file name -> media type (nothing else is served from disk)
+    "index.html": "text/html; charset=utf-8",
+    "editor.js": "text/javascript; charset=utf-8",
+    "editor.css": "text/css; charset=utf-8",
+}
+_CSP = (
+    "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; frame-ancestors 'none'"
+)
+_LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
+_MAX_FORM_FILES = 4
+_RESULTS_KEPT = 24  # results kept per session (undo / redo answer at once)
+
+
+class Superseded(Exception):
+    """A newer result request of the same session came in; this one gives up."""
+
+
+class BodyTooLarge(Exception):
+    """The request body is over the upload limit."""
+
+
+def example_root() -> Path:
+    """The packaged example scenes (src/semia/examples/)."""
+    return Path(str(resources.files("semia") / "examples"))
+
+
+class Editor:
+    """The server's state: sessions, example scenes, the trainer, and one compute lock (results
+    are computed one at a time, so a busy CPU serves the newest request of each session next).
+
+    Args:
+        config: the editor's settings (None: the defaults).
+        start: the scene the page opens with: (name, image (H, W, 3) float32, LabelMap); None
+            for the first packaged example.
+        device: torch device for results and training ("cpu", "cuda").
+    """
+
+    def __init__(
+        self,
+        config: EditorConfig | None = None,
+        start: tuple[str, np.ndarray, LabelMap] | None = None,
+        device: str = "cpu",
+    ) -> None:
+        config = config or EditorConfig()
+        self.config, self.device = config, device
+        self.sessions = SessionStore(config.max_sessions, config.session_ttl_s)
+        self.trainer = Trainer(
+            config.cache_path(), config.training_iters(), config.gan_threads, device
+        )
+        scenes = find_scenes(example_root())
+        self._examples = {name: (image, label) for name, image, label, _ in scenes}
+        self._loaded: dict[str, tuple[np.ndarray, LabelMap]] = {}
+        self._start = start
+        self._compute = threading.Lock()
+
+    def warm_up(self) -> None:
+        """One tiny synthesis, so the first real result does not pay for imports and set-up."""
+        from semia import analogy
+
+        ids = np.zeros((24, 24), np.int64)
+        ids[8:16, 8:16] = 1
+        image = np.random.default_rng(0).random((24, 24, 3), dtype=np.float32)
+        try:
+            self._locked(
+                lambda: analogy(image, ids, ids[::-1].copy(), device=self.device), lambda: True
+            )
+        except Exception:  # a warm-up only; a real problem shows in the first real request
+            log.exception("warm-up synthesis failed")
+
+    @property
+    def example_names(self) -> list[str]:
+        return sorted(self._examples)
+
+    @property
+    def start_name(self) -> str:
+        return self._start[0] if self._start is not None else self.example_names[0]
+
+    def open_example(self, name: str | None) -> Session:
+        """A session on a packaged example by name, or on the start scene (name None)."""
+        if name is None and self._start is not None:
+            return self.sessions.open(*self._start)
+        name = name or self.example_names[0]
+        if name not in self._examples:
+            raise InputError(f"no example {name!r}; choose one of {', '.join(self.example_names)}")
+        if name not in self._loaded:
+            self._loaded[name] = load_scene(*self._examples[name], self.config.max_size)
+        return self.sessions.open(name, *self._loaded[name])
+
+    def open_upload(self, photo: Upload, label: Upload) -> Session:
+        image, labels = read_scene(photo, label, self.config.max_size, self.config.max_pixels)
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(photo.filename or "").stem)[:60]
+        return self.sessions.open(name.strip("._") or "photo", image, labels)
+
+    def target_from_body(self, session: Session, body: bytes, media_type: str) -> np.ndarray:
+        """(H, W) int64 target ids from a result request's body (raw ids or a colour PNG)."""
+        if media_type.startswith("image/"):
+            upload = Upload("target", "target.png", body)
+            target = read_target_upload(
+                upload, session.labels, self.config.max_size, self.config.max_pixels
+            ).ids
+            if target.shape != session.labels.ids.shape:
+                raise InputError(
+                    f"target: {target.shape[1]}x{target.shape[0]} px, but the session's photo is "
+                    f"{session.labels.ids.shape[1]}x{session.labels.ids.shape[0]}"
+                )
+            return target
+        return ids_from_bytes(body, session.labels)
+
+    def _locked(self, work: Callable[[], Any], still_wanted: Callable[[], bool]) -> Any:
+        """Run work() under the compute lock, giving up while waiting once it is unwanted."""
+        while not self._compute.acquire(timeout=0.05):
+            if not still_wanted():
+                raise Superseded
+        try:
+            if not still_wanted():
+                raise Superseded
+            return work()
+        finally:
+            self._compute.release()
+
+    def result(self, session: Session, target: np.ndarray, method: str, seed: int) -> bytes:
+        """The PNG of `method`'s result for a target layout (H, W) int64; the session's newest
+        request wins (older ones raise `Superseded`)."""
+        if method not in METHODS:
+            raise InputError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+        digest = hashlib.sha256(np.ascontiguousarray(target, np.uint8).tobytes()).hexdigest()
+        seed = 0 if method == "gan" else seed  # the GAN is deterministic
+        request = session.next_request()
+        with session.lock:
+            cached = session.cache.get((method, seed, digest))
+        if cached is None:
+
+            def check(done: int = 0, total: int = 0) -> None:
+                if not session.is_latest(request):
+                    raise Superseded
+
+            def work() -> np.ndarray:
+                if method == "analogy":
+                    from semia import analogy
+
+                    return analogy(
+                        session.image,
+                        session.labels,
+                        target,
+                        seed=seed,
+                        device=self.device,
+                        progress=check,
+                    )
+                model = self.trainer.model(session.key)
+                if model is None:
+                    raise InputError("no GAN is trained for this photo yet: press Train GAN first")
+                return model.generate(target)
+
+            image = self._locked(work, lambda: session.is_latest(request))
+            cached = (to_uint8(image), encode_png(image))
+        with session.lock:
+            session.cache[(method, seed, digest)] = cached
+            session.cache.move_to_end((method, seed, digest))
+            while len(session.cache) > _RESULTS_KEPT:
+                session.cache.popitem(last=False)
+            if session.is_latest(request):
+                session.target = target
+                session.results[method] = Result(digest, cached[0], seed)
+                session.last_method = method
+        return cached[1]
+
+    def stateless_analogy(self, photo: Upload, label: Upload, target: Upload, seed: int) -> bytes:
+        image, labels = read_scene(photo, label, self.config.max_size, self.config.max_pixels)
+        tgt = read_target_upload(target, labels, self.config.max_size, self.config.max_pixels)
+
+        def work() -> np.ndarray:
+            from semia import analogy
+
+            return analogy(image, labels, tgt, seed=seed, device=self.device)
+
+        return encode_png(self._locked(work, lambda: True))
+
+    def download(self, session: Session, kind: str, method: str | None) -> tuple[bytes, str]:
+        """(PNG bytes, file name) of the last result, target or side-by-side sheet."""
+        if session.target is None:
+            raise InputError("nothing to download yet: no result was made in this session")
+        name = session.name
+        if kind == "target":
+            return _target_png(session.labels, session.target), f"{name}_target.png"
+        if kind == "result":
+            method = method or session.last_method
+            result = session.results.get(method)
+            if result is None:
+                raise InputError(f"no {method} result yet in this session")
+            return encode_png(result.image), f"{name}_{method}.png"
+        if kind == "sheet":
+            return encode_png(_sheet(session)), f"{name}_sheet.png"
+        raise InputError(f"download must be result, target or sheet, got {kind!r}")
+
+    def session_json(self, session: Session) -> dict[str, Any]:
+        labels = session.labels
+        height, width = labels.size
+        counts = labels.counts()
+        classes = [
+            {
+                "id": k,
+                "colour": "#{:02x}{:02x}{:02x}".format(*(int(c) for c in labels.palette[k])),
+                "pixels": int(counts[k]),
+                "value": labels.values[k] if labels.values is not None else None,
+                "name": labels.names[k] if labels.names is not None else None,
+            }
+            for k in range(labels.num_classes)
+        ]
+        return {
+            "session": session.token,
+            "name": session.name,
+            "width": width,
+            "height": height,
+            "kind": labels.kind,
+            "classes": classes,
+            "labels": ids_to_base64(labels.ids),
+            "gan": self.trainer.status(session.key),
+        }
+
+
+def _target_png(labels: LabelMap, ids: np.ndarray) -> bytes:
+    """A target layout coded like the source label map, so semia reads it back against it:
+    colours for colour maps, palette indices for palette PNGs, gray values for id maps."""
+    buffer = io.BytesIO()
+    if labels.kind == "colour" or labels.values is None:
+        Image.fromarray(labels.palette[ids]).save(buffer, format="PNG")
+        return buffer.getvalue()
+    values = np.asarray(labels.values, dtype=np.int64)[ids]  # (H, W) the file's values
+    if values.max() >= 256:
+        im = Image.fromarray(values.astype(np.uint16))  # 16-bit gray
+    else:
+        im = Image.fromarray(values.astype(np.uint8))  # 8-bit gray
+        if labels.kind == "palette":
+            palette = np.zeros((256, 3), np.uint8)
+            palette[np.asarray(labels.values)] = labels.palette
+            im.putpalette(palette.ravel().tolist())  # becomes a palette ("P") image
+    im.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _sheet(session: Session) -> np.ndarray:
+    """photo | source labels | target labels | result(s) for that target, with titles."""
+    palette = session.labels.palette
+    digest = hashlib.sha256(np.ascontiguousarray(session.target, np.uint8).tobytes()).hexdigest()
+    cells = [
+        ("photo", to_uint8(session.image)),
+        ("label map", palette[session.labels.ids]),
+        ("target", palette[session.target]),
+    ]
+    for method in METHODS:
+        result = session.results.get(method)
+        if result is not None and result.target_digest == digest:
+            title = "training-free" if method == "analogy" else "GAN"
+            cells.append((title, result.image))
+    height, width = cells[0][1].shape[:2]
+    scale = max(1, -(-160 // height))  # small scenes scaled up (nearest) to >= 160 px
+    pad, header = 6, 16
+    sheet = Image.new(
+        "RGB", (len(cells) * (width * scale + pad) + pad, height * scale + header + pad), "white"
+    )
+    draw = ImageDraw.Draw(sheet)
+    for i, (title, cell) in enumerate(cells):
+        x = pad + i * (width * scale + pad)
+        im = Image.fromarray(cell).resize((width * scale, height * scale), Image.Resampling.NEAREST)
+        sheet.paste(im, (x, header))
+        draw.text((x, 2), title, fill="black")
+    return np.asarray(sheet)
+
+
+# ----------------------------------------------------------------------------------------------
+# The ASGI application
+
+
+class _BodyLimit:
+    """ASGI middleware: refuses request bodies over max_bytes (declared or streamed)."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > self.max_bytes:
+            await _send_json(send, 413, self._message())
+            return
+        seen = 0
+
+        async def limited() -> dict:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                scope["semia.too_large"] = self._message()  # the endpoint answers 413
+                raise BodyTooLarge(self._message())
+            return message
+
+        await self.app(scope, limited, send)
+
+    def _message(self) -> str:
+        return f"the request is larger than this editor accepts ({self.max_bytes >> 20} MiB)"
+
+
+async def _send_json(send: Callable, status: int, error: str) -> None:
+    body = json.dumps({"error": error}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", b"%d" % len(body)),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(editor: Editor, host: str = "127.0.0.1") -> FastAPI:
+    """The FastAPI application serving `editor`'s page and API.
+
+    Args:
+        editor: the server state.
+        host: the address the server binds; requests must name it (or localhost) as their Host,
+            which keeps other web sites out through DNS rebinding.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        threading.Thread(target=editor.warm_up, daemon=True).start()
+        yield  # stopping: whoever runs the server stops training (editor.trainer.shutdown())
+
+    app = FastAPI(
+        title="semia edit", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
+    )
+    wildcard = host in ("0.0.0.0", "")
+    wildcard = wildcard or ":" in host  # IPv6 literals: the host check cannot parse them
+    allowed = ["*"] if wildcard else sorted({*_LOCAL_HOSTS, host, f"[{host}]"})
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed)
+
+    def error(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status)
+
+    @app.exception_handler(InputError)
+    @app.exception_handler(ValueError)
+    async def bad_input(request: Request, e: Exception) -> JSONResponse:
+        return error(400, str(e))
+
+    @app.exception_handler(UnknownSession)
+    async def unknown_session(request: Request, e: Exception) -> JSONResponse:
+        return error(404, "no such session (it was closed or expired); reload the page")
+
+    @app.exception_handler(Superseded)
+    async def superseded(request: Request, e: Exception) -> JSONResponse:
+        return error(409, "superseded by a newer request")
+
+    @app.exception_handler(BodyTooLarge)
+    async def too_large(request: Request, e: Exception) -> JSONResponse:
+        return error(413, str(e))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, e: HTTPException) -> JSONResponse:
+        return error(e.status_code, str(e.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, e: RequestValidationError) -> JSONResponse:
+        parts = [f"{'.'.join(str(x) for x in err['loc'][1:])}: {err['msg']}" for err in e.errors()]
+        return error(400, "; ".join(parts) or "invalid request")
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        """A bug in one request answers 500 JSON and is logged; the server goes on. Requests
+        that another web site's page makes (their Origin is not this server) are refused."""
+        origin = request.headers.get("origin")
+        if origin is not None and origin.split("://", 1)[-1] != request.headers.get("host"):
+            return error(403, f"requests from {origin} are not accepted; open the editor itself")
+        try:
+            response = await call_next(request)
+        except Exception as e:
+            if "semia.too_large" in request.scope:  # raised while reading the body
+                return error(413, request.scope["semia.too_large"])
+            log.exception("internal error in %s %s", request.method, request.url.path)
+            return error(500, f"internal error: {type(e).__name__}: {e}")
+        response.headers.setdefault("Cache-Control", "no-store")
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    def png(data: bytes, filename: str | None = None) -> Response:
+        headers = {"Content-Disposition": f'attachment; filename="{filename}"'} if filename else {}
+        return Response(data, media_type="image/png", headers=headers)
+
+    async def form_uploads(request: Request, names: tuple[str, ...]) -> tuple[list[Upload], Any]:
+        try:
+            form = await request.form(max_files=_MAX_FORM_FILES, max_fields=8)
+        except Exception as e:  # middleware may wrap BodyTooLarge in an exception group
+            if "semia.too_large" in request.scope:
+                raise BodyTooLarge(request.scope["semia.too_large"]) from None
+            raise InputError(
+                f"expected a multipart form with files {', '.join(names)} ({e})"
+            ) from None
+        uploads = []
+        for name in names:
+            item = form.get(name)
+            if item is None or isinstance(item, str):
+                raise InputError(f"missing file field {name!r} in the form")
+            data = await item.read(editor.config.max_upload_bytes + 1)
+            uploads.append(Upload(name, item.filename or name, data))
+        return uploads, form
+
+    def int_field(value: Any, name: str, default: int) -> int:
+        if value is None or value == "":
+            return default
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise InputError(f"{name} must be an integer, got {value!r}") from None
+
+    # --- page
+
+    def page_file(name: str) -> Response:
+        if name not in STATIC_FILES:
+            return error(404, f"no page file {name!r}")
+        data = (resources.files("semia.editor") / "static" / name).read_bytes()
+        return Response(
+            data, media_type=STATIC_FILES[name], headers={"Content-Security-Policy": _CSP}
+        )
+
+    @app.get("/")
+    async def index() -> Response:
+        return page_file("index.html")
+
+    @app.get("/static/{name}")
+    async def static(name: str) -> Response:
+        return page_file(name)
+
+    # --- stateless
+
+    @app.get("/api/health")
+    async def health() -> dict:
+        from semia import __version__
+
+        return {"ok": True, "version": __version__}
+
+    @app.get("/api/examples")
+    async def examples() -> dict:
+        return {"examples": editor.example_names, "start": editor.start_name}
+
+    @app.post("/api/analogy")
+    async def stateless(request: Request) -> Response:
+        (photo, label, target), form = await form_uploads(request, ("photo", "label", "target"))
+        seed = int_field(form.get("seed"), "seed", 0)
+        return png(await run_in_threadpool(editor.stateless_analogy, photo, label, target, seed))
+
+    # --- sessions
+
+    @app.post("/api/sessions")
+    async def open_session(request: Request) -> dict:
+        (photo, label), _ = await form_uploads(request, ("photo", "label"))
+        session = await run_in_threadpool(editor.open_upload, photo, label)
+        return editor.session_json(session)
+
+    @app.post("/api/sessions/example")
+    async def open_example(request: Request) -> dict:
+        body = await request.body()
+        try:
+            name = json.loads(body or b"{}").get("name")
+        except (ValueError, AttributeError):
+            raise InputError('expected a JSON body {"name": "<example>"} or {}') from None
+        if name is not None and not isinstance(name, str):
+            raise InputError("name must be a string")
+        session = await run_in_threadpool(editor.open_example, name)
+        return editor.session_json(session)
+
+    @app.get("/api/sessions/{token}")
+    async def get_session(token: str) -> dict:
+        return editor.session_json(editor.sessions.get(token))
+
+    @app.delete("/api/sessions/{token}")
+    async def close_session(token: str) -> dict:
+        editor.sessions.close(token)
+        return {"closed": True}
+
+    @app.get("/api/sessions/{token}/photo.png")
+    async def photo(token: str) -> Response:
+        return png(encode_png(editor.sessions.get(token).image))
+
+    @app.get("/api/sessions/{token}/labels.png")
+    async def labels(token: str) -> Response:
+        return png(encode_png(editor.sessions.get(token).labels.to_rgb()))
+
+    @app.post("/api/sessions/{token}/result")
+    async def result(
+        token: str, request: Request, method: str = "analogy", seed: int = 0
+    ) -> Response:
+        session = editor.sessions.get(token)
+        body = await request.body()
+        media_type = request.headers.get("content-type", "application/octet-stream")
+        target = await run_in_threadpool(editor.target_from_body, session, body, media_type)
+        data = await run_in_threadpool(editor.result, session, target, method, seed)
+        return png(data)
+
+    @app.post("/api/sessions/{token}/train")
+    async def train(token: str) -> dict:
+        session = editor.sessions.get(token)
+        return await run_in_threadpool(
+            editor.trainer.start, session.key, session.image, session.labels
+        )
+
+    @app.get("/api/sessions/{token}/train")
+    async def train_status(token: str) -> dict:
+        return editor.trainer.status(editor.sessions.get(token).key)
+
+    @app.delete("/api/sessions/{token}/train")
+    async def cancel_training(token: str) -> dict:
+        session = editor.sessions.get(token)
+        return await run_in_threadpool(editor.trainer.cancel, session.key)
+
+    @app.get("/api/sessions/{token}/download/{kind}")
+    async def download(token: str, kind: str, method: str | None = None) -> Response:
+        session = editor.sessions.get(token)
+        data, filename = await run_in_threadpool(editor.download, session, kind, method)
+        return png(data, filename)
+
+    app.add_middleware(_BodyLimit, max_bytes=editor.config.max_upload_bytes)
+    return app
+
+
+def url_for(host: str, port: int) -> str:
+    """The address to open in a browser."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    shown = f"[{shown}]" if ":" in shown and not shown.startswith("[") else shown
+    return f"http://{shown}:{port}/"
+
+
+def bind(host: str, port: int):
+    """A listening socket on (host, port); port 0 picks a free one.
+
+    Raises:
+        InputError: the address is in use or cannot be bound.
+    """
+    import socket
+
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.create_server((host, port), family=family, reuse_port=False)
+    except OSError as e:
+        raise InputError(
+            f"--host {host} --port {port}: cannot listen there ({e.strerror or e}); pick another "
+            "--port (0 = any free one)"
+        ) from None
+    return sock
+
+
+def make_server(app: Any, sock, log_level: str = "warning"):
+    """A uvicorn server for `app` on an already bound socket; run it with
+    `server.run(sockets=[sock])` (Ctrl-C stops it cleanly)."""
+    import uvicorn
+
+    host, port = sock.getsockname()[:2]
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False)
+    return uvicorn.Server(config)

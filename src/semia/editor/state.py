@@ -1,0 +1,130 @@
+"""The per-browser sessions of the editor: one photo, its label map and the last results.
+
+Every session is reached only through its random token (`secrets.token_urlsafe`), so one browser
+never sees another's images; old sessions are dropped when there are too many or they idle too
+long.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from semia.io import LabelMap, to_uint8
+
+METHODS = ("analogy", "gan")  # how a result is made: training-free patch synthesis or the GAN
+
+
+def photo_key(image: np.ndarray, labels: LabelMap) -> str:
+    """Content hash of a photo and its label map as the editor uses them (hex, 16 chars)."""
+    h = hashlib.sha256()
+    for array in (to_uint8(image), labels.ids.astype(np.uint8), labels.palette):
+        h.update(str(array.shape).encode())
+        h.update(np.ascontiguousarray(array).tobytes())
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class Result:
+    """The last result of one method: the target it was made for and the image."""
+
+    target_digest: str
+    image: np.ndarray  # (H, W, 3) uint8
+    seed: int
+
+
+@dataclass
+class Session:
+    """One browser's scene.
+
+    Attributes:
+        token: the random session id.
+        name: a display name (the example's name or the uploaded file's stem).
+        image: (H, W, 3) float32 in [0, 1], the photo at the editor's size.
+        labels: its `LabelMap` (ids (H, W) in 0..K-1, palette (K, 3) uint8).
+        key: content hash of image and labels (names the cached GAN).
+        target: (H, W) int64, the last target layout a result was asked for.
+        results: the last result of each method.
+        cache: recent results, (method, seed, target digest) -> ((H, W, 3) uint8, PNG bytes).
+        latest: number of the newest result request; an older one still running gives up.
+    """
+
+    token: str
+    name: str
+    image: np.ndarray
+    labels: LabelMap
+    key: str
+    target: np.ndarray | None = None
+    results: dict[str, Result] = field(default_factory=dict)
+    cache: OrderedDict = field(default_factory=OrderedDict)  # (method, seed, digest) -> result
+    latest: int = 0
+    last_method: str = "analogy"
+    used: float = field(default_factory=time.monotonic)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def next_request(self) -> int:
+        """Register a new result request; every older one is now superseded."""
+        with self.lock:
+            self.latest += 1
+            return self.latest
+
+    def is_latest(self, request: int) -> bool:
+        return self.latest == request
+
+
+class UnknownSession(KeyError):
+    """No open session has this token (never opened, closed, or expired)."""
+
+
+class SessionStore:
+    """Open sessions by token, least recently used first out."""
+
+    def __init__(self, max_sessions: int, ttl_s: float) -> None:
+        self._sessions: OrderedDict[str, Session] = OrderedDict()
+        self._max, self._ttl = max_sessions, ttl_s
+        self._lock = threading.Lock()
+
+    def open(self, name: str, image: np.ndarray, labels: LabelMap) -> Session:
+        """A new session for a photo (H, W, 3) float32 and its label map of the same size."""
+        session = Session(
+            token=secrets.token_urlsafe(18),
+            name=name,
+            image=np.ascontiguousarray(image, dtype=np.float32),
+            labels=labels,
+            key=photo_key(image, labels),
+        )
+        with self._lock:
+            self._expire()
+            self._sessions[session.token] = session
+            while len(self._sessions) > self._max:
+                self._sessions.popitem(last=False)
+        return session
+
+    def get(self, token: str) -> Session:
+        with self._lock:
+            self._expire()
+            session = self._sessions.get(token)
+            if session is None:
+                raise UnknownSession(token)
+            self._sessions.move_to_end(token)
+            session.used = time.monotonic()
+            return session
+
+    def close(self, token: str) -> None:
+        with self._lock:
+            if self._sessions.pop(token, None) is None:
+                raise UnknownSession(token)
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for token in [t for t, s in self._sessions.items() if now - s.used > self._ttl]:
+            del self._sessions[token]

@@ -1,0 +1,152 @@
+"""Uploaded files in, PNG bytes out: every upload is decoded by semia.io's readers with limits.
+
+An upload is written to a private temporary folder under a fixed name (only the suffix of the
+browser's file name is kept, and only a known one), read with the same readers and size limit
+as the command line, and deleted; error messages name the upload, never the temporary path.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from semia.io import InputError, LabelMap, load_scene, read_target, to_uint8
+
+_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".npy")
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One uploaded file: the form field it came in, the browser's file name, the bytes."""
+
+    field: str
+    filename: str
+    data: bytes
+
+    def describe(self) -> str:
+        name = Path(self.filename or "").name[:80] or "unnamed"
+        return f"{self.field} upload {name!r}"
+
+    def suffix(self) -> str:
+        """A known suffix for the temporary file: the file name's, else sniffed."""
+        suffix = Path(self.filename or "").suffix.lower()
+        if suffix in _SUFFIXES:
+            return suffix
+        return ".npy" if self.data.startswith(_NPY_MAGIC) else ".png"
+
+
+class _Spooled:
+    """Uploads written to a private temporary folder; InputError messages name the uploads."""
+
+    def __init__(self, uploads: list[Upload], max_pixels: int) -> None:
+        self.uploads, self.max_pixels = uploads, max_pixels
+
+    def __enter__(self) -> list[str]:
+        self._dir = tempfile.TemporaryDirectory(prefix="semia-edit-")
+        self.paths = []
+        try:
+            for upload in self.uploads:
+                if not upload.data:
+                    raise InputError(f"{upload.describe()}: the file is empty")
+                path = str(Path(self._dir.name) / f"{upload.field}{upload.suffix()}")
+                Path(path).write_bytes(upload.data)
+                _check_pixels(path, upload, self.max_pixels)
+                self.paths.append(path)
+        except BaseException:
+            self._dir.cleanup()
+            raise
+        return self.paths
+
+    def __exit__(self, kind, error, tb) -> None:
+        self._dir.cleanup()
+        if isinstance(error, InputError):
+            message = str(error)
+            for upload, path in zip(self.uploads, self.paths, strict=False):
+                message = message.replace(path, upload.describe())
+            raise InputError(message) from None
+
+
+def _check_pixels(path: str, upload: Upload, max_pixels: int) -> None:
+    """Refuse images larger than max_pixels before they are decoded (header only)."""
+    try:
+        if path.endswith(".npy"):
+            shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+            height, width = (shape[0], shape[1]) if len(shape) >= 2 else (1, 0)
+        else:
+            with Image.open(path) as im:
+                width, height = im.size
+    except Exception:  # undecodable: semia.io's reader gives the precise message
+        return
+    if width * height > max_pixels:
+        raise InputError(
+            f"{upload.describe()}: {width}x{height} px is more than this editor accepts "
+            f"({max_pixels} px); downscale it first"
+        )
+
+
+def read_scene(
+    photo: Upload, label: Upload, max_size: int, max_pixels: int
+) -> tuple[np.ndarray, LabelMap]:
+    """Decode an uploaded photo and its label map (same size), downscaled to max_size.
+
+    Returns:
+        image (H, W, 3) float32 in [0, 1] and its `LabelMap`.
+
+    Raises:
+        InputError: unreadable, too large, mismatched, or not a label map.
+    """
+    with _Spooled([photo, label], max_pixels) as (photo_path, label_path):
+        image, labels = load_scene(photo_path, label_path, max_size)
+    if labels.num_classes > 256:
+        raise InputError(f"{label.describe()}: more than 256 labels; the editor handles 256")
+    return image, labels
+
+
+def read_target_upload(
+    target: Upload, labels: LabelMap, max_size: int, max_pixels: int
+) -> LabelMap:
+    """Decode an uploaded target map against the source's labels; colours off the source's
+    palette are snapped to the nearest source colour (a browser's anti-aliasing included)."""
+    with _Spooled([target], max_pixels) as (path,):
+        return read_target(path, labels, unknown="nearest", max_size=max_size)
+
+
+def ids_from_bytes(data: bytes, labels: LabelMap) -> np.ndarray:
+    """A target sent as raw ids: H * W bytes, row-major uint8, each a class id of `labels`.
+
+    Returns:
+        (H, W) int64 ids.
+    """
+    height, width = labels.size
+    if len(data) != height * width:
+        raise InputError(
+            f"target: expected {height}x{width} = {height * width} bytes of class ids (uint8, "
+            f"row-major), got {len(data)} bytes"
+        )
+    ids = np.frombuffer(data, dtype=np.uint8).reshape(height, width).astype(np.int64)
+    if int(ids.max()) >= labels.num_classes:
+        raise InputError(
+            f"target: holds class id {int(ids.max())}, but the label map has only "
+            f"{labels.num_classes} classes (ids 0..{labels.num_classes - 1})"
+        )
+    return ids
+
+
+def ids_to_base64(ids: np.ndarray) -> str:
+    """(H, W) ids in 0..255 -> base64 of the row-major uint8 bytes."""
+    return base64.b64encode(np.ascontiguousarray(ids, dtype=np.uint8).tobytes()).decode("ascii")
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """(H, W, 3) float in [0, 1] or uint8 -> PNG bytes."""
+    array = image if image.dtype == np.uint8 else to_uint8(image)
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
