@@ -43,9 +43,39 @@ from semia.patch import analogy  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "gt-dev"
 METHODS = ("copy", "ebsynth-edges", "labels", "edges", "labels+edges")
+GAN_METHODS = ("gan-labels", "gan-edges", "gan-labels+edges")  # trained once per sequence
+GAN_DIR = Path("gan-sketch-models")
+_models: dict[tuple[str, str], object] = {}
 
 
-def run_method(name, image, labels, target, sketch, source_sketch, config, seed):
+def gan_model(seq: str, condition: str, image, labels, seed: int):
+    """A SemIA model of this sequence and condition (default schedule), cached in GAN_DIR."""
+    from semia.config import TrainConfig
+    from semia.gan import SemIA
+
+    key = (seq, condition)
+    if key not in _models:
+        folder = GAN_DIR / f"{seq}-{condition.replace('+', '-')}-seed{seed}"
+        if (folder / "done").exists():
+            _models[key] = SemIA.load(folder)
+        else:
+            t0 = time.perf_counter()
+            lab = None if condition == "edges" else labels
+            _models[key] = SemIA.train(image, lab, folder, TrainConfig(condition=condition),
+                                       seed=seed)  # fmt: skip
+            (folder / "done").write_text(f"{time.perf_counter() - t0:.0f} s\n")
+            print(f"  trained {folder} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    return _models[key]
+
+
+def run_method(name, image, labels, target, sketch, source_sketch, config, seed, seq=""):
+    if name.startswith("gan-"):
+        condition = name[4:]
+        model = gan_model(seq, condition, image, labels, seed)
+        return model.generate(
+            None if condition == "edges" else target,
+            sketch=None if condition == "labels" else sketch,
+        )
     if name == "copy":
         return image.copy()
     if name == "ebsynth-edges":
@@ -61,11 +91,17 @@ def run_method(name, image, labels, target, sketch, source_sketch, config, seed)
 
 
 def main(argv: list[str] | None = None) -> int:
+    global GAN_DIR
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, default=DATA)
     p.add_argument("--size", type=int, default=256, help="longest side (default: 256)")
     p.add_argument("--frames", nargs="+", default=["04", "08", "16", "24", "29"])
-    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    p.add_argument(
+        "--methods", nargs="+", default=list(METHODS), choices=METHODS + GAN_METHODS,
+        help="the gan-* methods train one SemIA model per sequence and condition (minutes each)",
+    )  # fmt: skip
+    p.add_argument("--seqs", nargs="+", help="only these sequences (default: all)")
+    p.add_argument("--gan-dir", type=Path, default=GAN_DIR)
     p.add_argument("--edge-detail", type=float, default=DEFAULT_DETAIL)
     p.add_argument("--edge-sigma", type=float, default=PatchConfig.edge_sigma)
     p.add_argument("--edge-weight", type=float, default=PatchConfig.edge_weight)
@@ -76,7 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     config = PatchConfig(edge_sigma=args.edge_sigma, edge_weight=args.edge_weight)
     rows: dict[str, list[list[float]]] = {m: [] for m in args.methods}
     times: dict[str, list[float]] = {m: [] for m in args.methods}
+    GAN_DIR = args.gan_dir
     seqs = sorted(d for d in args.data.iterdir() if (d / "img.png").exists())
+    if args.seqs:
+        seqs = [d for d in seqs if d.name in args.seqs]
     for seq in seqs:
         image, labels = load_scene(seq / "img.png", seq / "label.png", args.size)
         source_sketch = edges(image, args.edge_detail)
@@ -88,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             for m in args.methods:
                 t0, c0 = time.perf_counter(), time.process_time()
                 out = run_method(m, image, labels, target, sketch, source_sketch, config,
-                                 args.seed)  # fmt: skip
+                                 args.seed, seq.name)  # fmt: skip
                 times[m].append((time.perf_counter() - t0, time.process_time() - c0))
                 rows[m].append([
                     psnr(out, truth, mask=changed) or float("nan"),
