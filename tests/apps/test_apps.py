@@ -85,6 +85,7 @@ def test_edge_guide_peaks_at_one_on_a_line():
     lines = np.zeros((40, 40), np.float32)
     lines[20] = 1
     guide = edge_guide(lines, 2.0)
+    assert guide.dtype == np.float32  # the GAN stacks it with float32 tensors
     assert guide[20].min() > 0.95 and guide[10].max() < 0.01
     assert np.all(np.diff(guide[:21, 5]) >= 0)  # smooth ramp up to the line
 

@@ -61,6 +61,16 @@ def test_condition_channels_and_stacking():
         TrainConfig(condition="pixels")
 
 
+def test_edge_channel_of_a_real_size_photo_is_float32():
+    from semia.gan.conditions import photo_edges
+
+    image = np.zeros((128, 256, 3), np.float32)
+    image[40:90, 60:200] = 0.8
+    channel = photo_edges(image)
+    assert channel.dtype == np.float32 and channel.shape == (128, 256)
+    assert channel.max() > 0.9 and channel[5:30, 5:40].max() == 0.0
+
+
 def test_the_edge_channel_is_warped_with_the_image(tmp_path):
     image, labels = _scene()
     run = setup_run(image, labels, 2, tmp_path, _config("labels+edges"), device="cpu", seed=0,

@@ -68,4 +68,5 @@ def edge_guide(lines: np.ndarray, sigma: float) -> np.ndarray:
     if sigma <= 0.5:
         return lines
     blurred = cv2.GaussianBlur(lines, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
-    return np.minimum(blurred * (np.sqrt(2.0 * np.pi) * sigma), 1.0)  # a line's peak -> 1
+    peak = float(np.sqrt(2.0 * np.pi) * sigma)  # a line's peak -> 1
+    return np.minimum(blurred * peak, 1.0).astype(np.float32)

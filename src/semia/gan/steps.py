@@ -142,7 +142,9 @@ def setup_run(
     """
     device = torch.device(device)
     ids = torch.from_numpy(labels).to(device).unsqueeze(0)  # (1,H,W)
-    edge_t = None if edges is None else torch.from_numpy(edges).to(device)[None, None]
+    edge_t = None
+    if edges is not None:
+        edge_t = torch.from_numpy(np.asarray(edges, np.float32)).to(device)[None, None]
     return Run(
         config=config,
         nets=build_networks(num_classes, config, seed, device),
