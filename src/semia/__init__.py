@@ -4,6 +4,10 @@ Public API (conventions: images (H, W, 3) float32 in [0, 1], uint8 accepted; lab
 `LabelMap` or an (H, W) integer id array):
 
     analogy(image, labels, target, seed=...) -> image   training-free guided patch synthesis
+    analogy(image, sketch=...), analogy(image, labels, target, sketch=...)   from a sketch
+    edges(image, detail=...) -> (H, W) edge map          the photo as a line sketch
+    remove(image, mask, labels=None, ...) -> image       object removal (removal_labels: the
+                                                        filled label map)
     SemIA.train(image, labels, out_dir) / SemIA.load(path) / model.generate(target)
                                                         the SemIA conditional single-image GAN
     evaluate(image, labels, target, output, ...)        alignment, realism, fidelity metrics
@@ -24,6 +28,9 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "analogy": "semia.patch.analogy",
+    "edges": "semia.apps.edges",
+    "remove": "semia.apps.removal",
+    "removal_labels": "semia.apps.removal",
     "SemIA": "semia.gan.model",
     "evaluate": "semia.eval.evaluate",
     "LabelMap": "semia.io",
@@ -64,17 +71,22 @@ __all__ = [
     "TrainConfig",
     "__version__",
     "analogy",
+    "edges",
     "evaluate",
     "load_scene",
     "read_image",
     "read_label_map",
     "read_target",
+    "removal_labels",
+    "remove",
     "segment",
     "write_image",
     "write_labels",
 ]
 
 if TYPE_CHECKING:
+    from semia.apps.edges import edges
+    from semia.apps.removal import removal_labels, remove
     from semia.config import (
         AugmentConfig,
         DiscriminatorConfig,

@@ -205,6 +205,12 @@ class PatchConfig(Config):
     position_weight: float = setting(
         3.0, "weight of the (relative) vertical-position distance", lo=0, hi=1e6
     )
+    edge_weight: float = setting(
+        0.5, "weight of the edge-guide (sketch) distance, when a sketch is given", lo=0, hi=1e6
+    )
+    edge_sigma: float = setting(
+        0.01, "edge guides: blur of the line maps / longest side", lo=0, hi=0.5
+    )
     appearance_dims: int = setting(
         12, "PCA dimensions kept of the colour patches (0: no projection)", lo=0, hi=1024
     )
@@ -445,6 +451,12 @@ class TrainConfig(Config):
     """
 
     iters: int = setting(1600, "training iterations in total", lo=1, hi=10**7)
+    condition: str = setting(
+        "labels",
+        "what the generator is conditioned on: labels (the label map), edges (a sketch's edge "
+        "map) or labels+edges (both stacked)",
+        choices=("labels", "edges", "labels+edges"),
+    )
     crop_size: int = setting(
         128, "side of the aligned random crops of the first phase (0 = whole image)", lo=0, hi=4096
     )

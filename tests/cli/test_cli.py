@@ -156,7 +156,13 @@ def test_demo_writes_results_and_sheet(tmp_path):
     assert r.returncode == 0, r.stderr
     sheet = tmp_path / "demo" / "sheet.png"
     assert r.stdout.strip() == str(sheet)
-    analogy = sorted(p for p in (tmp_path / "demo").glob("*/*.png") if "_gan" not in p.name)
+    analogy = sorted(
+        p
+        for p in (tmp_path / "demo").glob("*/*.png")
+        if "_gan" not in p.name and "apps" not in p.parts
+    )
+    apps = sorted(p.name for p in (tmp_path / "demo" / "apps").iterdir())
+    assert apps == ["lake_from_sketch.png", "lake_sketch.png", "tree_removed.png"]
     gan = sorted((tmp_path / "demo" / "tree").glob("*_gan.png"))
     assert len(analogy) == 12  # every packaged target of both scenes
     assert len(gan) == 7  # the GAN column for the tree scene

@@ -13,10 +13,10 @@ import sys
 from collections.abc import Callable, Sequence
 
 from semia import __version__
-from semia.cli import analogy, batch, demo, edit, gan, inspect_cmds, segment
+from semia.cli import analogy, apps, batch, demo, edit, gan, inspect_cmds, segment
 from semia.errors import InputError
 
-COMMANDS = (analogy, gan, segment, edit, batch, demo, inspect_cmds)  # each has register()
+COMMANDS = (analogy, apps, gan, segment, edit, batch, demo, inspect_cmds)  # each has register()
 
 
 def build_parser() -> argparse.ArgumentParser:

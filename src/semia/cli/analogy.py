@@ -14,7 +14,6 @@ from semia.cli.flags import (
     add_device_flag,
     add_input_flags,
     add_settings_flags,
-    add_source_args,
     check_max_size,
     check_output,
     config_from_args,
@@ -37,11 +36,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         "analogy",
         parents=[COMMON],
         help="training-free guided patch synthesis of a photo in a new layout",
-        description="Synthesize IMAGE in the layout TARGET by coarse-to-fine guided patch "
-        "synthesis (no training).",
+        description="Synthesize IMAGE in the layout TARGET (a label map), SKETCH (a line "
+        "drawing, dark lines on a light background, of the photo's aspect ratio) or both, by "
+        "coarse-to-fine guided patch synthesis (no training).",
     )
-    add_source_args(p)
-    p.add_argument("--target", required=True, help="target label map in the source's colours")
+    p.add_argument("--image", required=True, help="source photo")
+    p.add_argument("--label", help="label map of the source photo (needed with --target)")
+    p.add_argument("--target", help="target label map in the source's colours")
+    p.add_argument(
+        "--sketch", help="target line sketch (start from `semia edges`); with --label and "
+        "--target, labels and edges guide together",
+    )  # fmt: skip
+    p.add_argument(
+        "--edge-detail", type=float, default=None, metavar="D",
+        help="detail of the photo's edge map for --sketch, 0..1 (default: that of semia edges)",
+    )  # fmt: skip
     p.add_argument("--out", required=True, help="output image file (.png, .jpg, ...)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument(
@@ -57,27 +66,50 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_analogy(
     image: np.ndarray,
-    labels: LabelMap,
-    target: LabelMap,
+    labels: LabelMap | None,
+    target: LabelMap | None,
     seed: int,
     config: PatchConfig,
     device: str,
     quiet: bool,
     desc: str,
+    sketch: np.ndarray | None = None,
+    edge_detail: float | None = None,
 ) -> np.ndarray:
     """`semia.analogy` with a progress bar named `desc`."""
     from semia.patch import analogy
 
     bar = Bar(desc, quiet)
     try:
-        return analogy(image, labels, target, seed=seed, config=config, device=device, progress=bar)
+        return analogy(
+            image,
+            labels,
+            target,
+            sketch=sketch,
+            edge_detail=edge_detail,
+            seed=seed,
+            config=config,
+            device=device,
+            progress=bar,
+        )
     finally:
         bar.close()
 
 
-def run(args: argparse.Namespace) -> int:
-    from semia.io import load_scene, read_target, write_image
+def _check_layout_flags(args: argparse.Namespace) -> None:
+    if args.sketch is None and (args.label is None or args.target is None):
+        raise InputError("give --label and --target (a new label map), or --sketch, or all three")
+    if (args.label is None) != (args.target is None):
+        missing = "--target" if args.target is None else "--label"
+        raise InputError(
+            f"{missing} is missing: a new layout by labels needs both --label and --target"
+        )
 
+
+def run(args: argparse.Namespace) -> int:
+    from semia.io import load_scene, read_image, read_target, write_image
+
+    _check_layout_flags(args)
     config = config_from_args(PatchConfig, args)
     check_max_size(args)
     if not 1 <= args.samples <= 1000:
@@ -87,16 +119,40 @@ def run(args: argparse.Namespace) -> int:
         out.with_name(f"{out.stem}_{k}{out.suffix}") for k in range(args.samples)
     ]  # fmt: skip
     for path in paths:
-        check_output(path, args.image, args.label, args.target)
+        check_output(path, args.image, args.label, args.target, args.sketch)
     device = resolve_device(args.device)
-    image, labels = load_scene(args.image, args.label, args.max_size)
-    target = read_target(args.target, labels, args.unknown_labels, args.max_size)
+    if args.label is None:
+        image, labels, target = read_image(args.image, args.max_size), None, None
+    else:
+        image, labels = load_scene(args.image, args.label, args.max_size)
+        target = read_target(args.target, labels, args.unknown_labels, args.max_size)
+    size = image.shape[:2] if target is None else target.ids.shape
+    sketch = None if args.sketch is None else _read_sketch(args.sketch, size)
     for k, path in enumerate(paths):
         t0 = time.perf_counter()
         result = run_analogy(
-            image, labels, target, args.seed + k, config, device, args.quiet, "analogy"
+            image,
+            labels,
+            target,
+            args.seed + k,
+            config,
+            device,
+            args.quiet,
+            "analogy",
+            sketch,
+            args.edge_detail,
         )
         write_image(path, result)
         log.info("wrote %s (%.2f s)", path, time.perf_counter() - t0)
         print(path)
     return 0
+
+
+def _read_sketch(path: str, size: tuple[int, int]) -> np.ndarray:
+    """The sketch image (h, w, 3) float, checked here so errors name the file."""
+    from semia.apps.sketch import sketch_edges
+    from semia.io import read_image
+
+    sketch = read_image(path, 2048)
+    sketch_edges(sketch, size, f"--sketch {path}")  # raises on another aspect or a blank sketch
+    return sketch

@@ -125,6 +125,9 @@ def run(args: argparse.Namespace) -> int:
                 row.append(generated)
             rows.append(row)
             captions.append(name)
+    scenes = find_scenes(root)
+    if scenes:
+        _app_rows(scenes, args, device, config, out, rows, captions)
     titles = ["source", "source labels", "target labels", "analogy", "SemIA GAN"]
     sheet = write_image(out / "sheet.png", make_sheet(rows, titles, captions, 128))
     log.info(
@@ -132,3 +135,43 @@ def run(args: argparse.Namespace) -> int:
     )
     print(sheet)
     return 0
+
+
+def _app_rows(
+    scenes: list, args: argparse.Namespace, device: str, config: PatchConfig, out: Path,
+    rows: list[list], captions: list[str],
+) -> None:  # fmt: skip
+    """Rows written to OUT/apps/: a sketch row (the first scene from its own outlines and
+    labels, mirrored: source | sketch | target labels | result) and a removal row (the last
+    scene without the class in its middle: source | labels | filled labels | result)."""
+    import numpy as np
+
+    from semia.apps.edges import edges
+    from semia.apps.removal import fill_labels, label_mask, remove
+    from semia.io import load_scene, write_image
+
+    name, image_path, label_path, _ = scenes[0]
+    image, labels = load_scene(image_path, label_path, args.max_size)
+    sketch = 1.0 - edges(image)[:, ::-1]  # dark lines on white: the scene's outlines, mirrored
+    target = labels.with_ids(np.ascontiguousarray(labels.ids[:, ::-1]))
+    result = run_analogy(
+        image, labels, target, args.seed, config, device, args.quiet, f"{name}/sketch", sketch
+    )
+    write_image(out / "apps" / f"{name}_sketch.png", sketch)
+    write_image(out / "apps" / f"{name}_from_sketch.png", result)
+    sketch_rgb = np.repeat(sketch[..., None], 3, axis=2)
+    rows.append([image, sketch_rgb, target.to_rgb(), result])
+    captions.append(f"{name}: labels + sketch (its outlines and labels, mirrored)")
+
+    name, image_path, label_path, _ = scenes[-1]
+    image, labels = load_scene(image_path, label_path, args.max_size)
+    h, w = labels.ids.shape
+    rare = int(labels.ids[h // 2, w // 2])  # the object in the middle of the photo
+    mask = label_mask(labels, tuple(int(v) for v in labels.palette[rare]))  # grown a little
+    t0 = time.perf_counter()
+    result = remove(image, mask, labels, seed=args.seed, config=config, device=device)
+    log.info("demo: removal on %s in %.2f s", name, time.perf_counter() - t0)
+    write_image(out / "apps" / f"{name}_removed.png", result)
+    filled = labels.with_ids(fill_labels(labels.ids, mask))
+    rows.append([image, labels.to_rgb(), filled.to_rgb(), result])
+    captions.append(f"{name}: object removal (the class in the middle)")

@@ -15,7 +15,6 @@ from semia.cli.flags import (
     add_device_flag,
     add_input_flags,
     add_settings_flags,
-    add_source_args,
     add_unknown_labels_flag,
     check_max_size,
     config_from_args,
@@ -39,7 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "OUT/model.safetensors (everything generate needs), resumable checkpoints, log.jsonl, "
         "previews/ and loss.png. Ctrl-C saves a checkpoint; --resume continues it.",
     )
-    add_source_args(p)
+    p.add_argument("--image", required=True, help="source photo")
+    p.add_argument(
+        "--label", help="label map of the source photo (not needed with --condition edges)"
+    )
     p.add_argument("--out", required=True, help="model folder")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument(
@@ -66,7 +68,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "read and checked before the first output is written.",
     )
     p.add_argument("--model", required=True, help="model folder or its model.safetensors")
-    p.add_argument("--target", required=True, nargs="+", help="target label map(s)")
+    p.add_argument("--target", nargs="+", default=[], help="target label map(s)")
+    p.add_argument(
+        "--sketch", nargs="+", default=[],
+        help="target sketch(es) for models trained with --condition edges or labels+edges "
+        "(with both, the i-th sketch goes with the i-th target)",
+    )  # fmt: skip
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument(
         "--max-size", type=int, default=None, metavar="PX",
@@ -92,18 +99,28 @@ def run_train(args: argparse.Namespace) -> int:
         return 0
     from semia.gan import SemIA
     from semia.gan.trainer import ResumeMismatch
-    from semia.io import check_writable, load_scene, read_target
+    from semia.io import check_writable, load_scene, read_image, read_target
 
     check_max_size(args)
+    if args.label is None and config.condition != "edges":
+        raise InputError(
+            f"--label is needed with --condition {config.condition}; use --condition edges to "
+            "train on the photo alone"
+        )
     out = check_writable(Path(args.out), folder=True)
     device = resolve_device(args.device)
-    image, labels = load_scene(args.image, args.label, args.max_size)
+    if args.label is None:
+        if args.preview_target:
+            raise InputError("--preview-target needs --label")
+        image, labels = read_image(args.image, args.max_size), None
+    else:
+        image, labels = load_scene(args.image, args.label, args.max_size)
     previews = [
         read_target(p, labels, args.unknown_labels, args.max_size) for p in args.preview_target
     ]
     log.info(
-        "training on %dx%d px, %d labels, %d iterations, device %s",
-        image.shape[1], image.shape[0], labels.num_classes, config.iters, device,
+        "training on %dx%d px, condition %s, %d iterations, device %s",
+        image.shape[1], image.shape[0], config.condition, config.iters, device,
     )  # fmt: skip
     bar = Bar("train", args.quiet)
     t0 = time.perf_counter()
@@ -148,16 +165,51 @@ def run_generate(args: argparse.Namespace) -> int:
     source = model.labels
     max_size = args.max_size or max(source.size)
     targets = [read_target(path, source, args.unknown_labels, max_size) for path in args.target]
+    sketches = _read_sketches(args, model, targets)
+    if not targets:
+        targets = [None] * len(sketches)
+    if not sketches:
+        sketches = [None] * len(targets)
     names: list[str] = []
-    for path in args.target:  # two targets with one file name: keep both
+    for path in args.target or args.sketch:  # two targets with one file name: keep both
         name = Path(path).stem
         while name in names:
             name += "_"
         names.append(name)
-    for name, target in zip(names, targets, strict=True):
+    for name, target, sketch in zip(names, targets, sketches, strict=True):
         t0 = time.perf_counter()
-        result = model.generate(target, seed=args.seed)
+        result = model.generate(target, seed=args.seed, sketch=sketch)
         written = write_image(out / f"{name}.png", result)
         log.info("wrote %s (%.3f s)", written, time.perf_counter() - t0)
         print(written)
     return 0
+
+
+def _read_sketches(args: argparse.Namespace, model, targets: list) -> list:
+    """The --sketch images, checked against the model's condition and the targets."""
+    from semia.apps.sketch import sketch_edges
+    from semia.gan.conditions import uses_edges, uses_labels
+    from semia.io import read_image
+
+    condition = model.condition
+    if uses_labels(condition) and not args.target:
+        raise InputError(f"--target is needed: the model is conditioned on {condition}")
+    if uses_edges(condition) and not args.sketch:
+        raise InputError(f"--sketch is needed: the model is conditioned on {condition}")
+    if not uses_edges(condition) and args.sketch:
+        raise InputError(
+            "--sketch: this model was trained on label maps only (retrain it with --condition "
+            "edges or labels+edges)"
+        )
+    if args.target and args.sketch and len(args.target) != len(args.sketch):
+        raise InputError(
+            f"give one --sketch per --target ({len(args.sketch)} sketches, "
+            f"{len(args.target)} targets)"
+        )
+    sketches = []
+    for i, path in enumerate(args.sketch):
+        sketch = read_image(path, 2048)
+        size = targets[i].ids.shape if targets else model.source_labels.shape
+        sketch_edges(sketch, size, f"--sketch {path}")  # another aspect, a blank sketch: exit 2
+        sketches.append(sketch)
+    return sketches

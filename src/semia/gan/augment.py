@@ -112,7 +112,8 @@ def augment_pair(
     """Warp an image and its label map jointly with a random scale, flip, TPS (rotation, shift).
 
     Args:
-        image: (B, 3, H, W) float (any range; warped bilinearly).
+        image: (B, 3, H, W) float (any range; warped bilinearly); extra channels after the
+            colours (an edge map) are warped alike.
         labels: (B, H, W) int64 class ids (warped with nearest sampling: ids stay exact).
         strength: in [0, 1]; 0 returns copies of the inputs, 1 applies the full ranges of config.
         config: augmentation ranges.
@@ -121,8 +122,8 @@ def augment_pair(
     Returns:
         (image_aug (B, 3, H, W) float, labels_aug (B, H, W) int64), on the input's device.
     """
-    if image.dim() != 4 or image.shape[1] != 3:
-        raise ValueError(f"image must be (B, 3, H, W), got {tuple(image.shape)}")
+    if image.dim() != 4 or image.shape[1] < 3:
+        raise ValueError(f"image must be (B, 3 + extra, H, W), got {tuple(image.shape)}")
     if labels.dim() != 3 or labels.shape != (image.shape[0], *image.shape[-2:]):
         raise ValueError(
             f"labels must be (B, H, W) = {(image.shape[0], *image.shape[-2:])}, "

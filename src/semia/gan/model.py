@@ -16,6 +16,15 @@ from semia.config import TrainConfig
 from semia.errors import InputError
 from semia.gan import trainer
 from semia.gan.checkpoint import MODEL_FILE, ModelFile, load_model, save_model
+from semia.gan.conditions import (
+    condition_channels,
+    edge_channel,
+    label_classes,
+    make_condition,
+    photo_edges,
+    uses_edges,
+    uses_labels,
+)
 from semia.gan.networks import Generator
 from semia.gan.networks.fill import changed_mask
 from semia.gan.tensors import image_to_tensor, one_hot, tensor_to_image
@@ -72,7 +81,7 @@ class SemIA:
     def train(
         cls,
         image: np.ndarray,
-        labels: LabelMap | np.ndarray,
+        labels: LabelMap | np.ndarray | None,
         out_dir: str | Path,
         config: TrainConfig = TrainConfig(),
         **kw: Any,
@@ -82,13 +91,21 @@ class SemIA:
         Args:
             image: (H, W, 3) float32 in [0, 1] (uint8 accepted), the source photo.
             labels: its label map, a `LabelMap` (as read by `semia.read_label_map`) or (H, W)
-                integer ids 0..K-1 (then shown with a default palette).
+                integer ids 0..K-1 (then shown with a default palette); None with
+                `config.condition == "edges"` (the photo's edge map is the only condition).
             out_dir: model folder (model.safetensors, training state, log, previews).
             config: the training settings.
             **kw: device, seed, preview_targets, resume, progress: see
                 `semia.gan.trainer.train`.
         """
         image = as_image(image, "image", min_size=8)
+        if labels is None:
+            if uses_labels(config.condition):
+                raise InputError(
+                    f"condition {config.condition!r} needs the photo's label map; train with "
+                    "condition 'edges' to use the photo alone"
+                )
+            labels = LabelMap(np.zeros(image.shape[:2], np.int64), default_palette(1))
         if not isinstance(labels, LabelMap):
             ids = as_ids(labels, "labels")
             labels = LabelMap(ids, default_palette(int(ids.max()) + 1))
@@ -111,7 +128,12 @@ class SemIA:
             InputError: the path holds no readable SemIA model, or the weights do not fit.
         """
         stored = load_model(path)
-        generator = Generator(len(stored.palette), stored.config.generator)
+        channels = condition_channels(stored.config.condition, len(stored.palette))
+        generator = Generator(
+            channels,
+            stored.config.generator,
+            label_classes(stored.config.condition, len(stored.palette)),
+        )
         try:
             generator.load_state_dict(stored.generator_state)
         except RuntimeError as e:
@@ -154,14 +176,29 @@ class SemIA:
         if self._source_cache is None or self._source_cache[0] != device:
             image = image_to_tensor(self.source_image, device)
             ids = torch.from_numpy(self.source_labels).to(device).unsqueeze(0)  # (1,H,W)
-            self._source_cache = (device, image, one_hot(ids, self.num_classes))
+            if self.condition == "labels":
+                source = one_hot(ids, self.num_classes)
+            else:
+                edges = torch.from_numpy(photo_edges(self.source_image)).to(device)[None, None]
+                source = make_condition(self.condition, ids, edges, self.num_classes)
+            self._source_cache = (device, image, source)
         return self._source_cache[1], self._source_cache[2]
+
+    @property
+    def condition(self) -> str:
+        """What the generator is conditioned on: "labels", "edges" or "labels+edges"."""
+        return self.config.condition
 
     @torch.inference_mode()
     def generate(
-        self, target: LabelMap | np.ndarray, init: np.ndarray | None = None, seed: int = 0
+        self,
+        target: LabelMap | np.ndarray | None = None,
+        init: np.ndarray | None = None,
+        seed: int = 0,
+        *,
+        sketch: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Synthesize the source scene in the layout `target` (one forward pass of G).
+        """Synthesize the source scene in the layout `target` and / or `sketch` (one pass of G).
 
         `config.generate` says how: with init "analogy" (the default) G refines the
         training-free result (`semia.analogy`) where the labels change instead of starting from
@@ -169,28 +206,49 @@ class SemIA:
         farther than m pixels from every changed pixel (only when the target has the source's
         size); with refine_band b >= 0 G's output is kept only within b pixels of the changed
         region's border and the analogy's own pixels deeper inside. `TrainConfig.original()`
-        models use G alone, as published.
+        models use G alone, as published. Models conditioned on edges use G alone too.
 
         Args:
             target: a `LabelMap` read against the model's source (`read_target`) or (H2, W2)
-                integer ids in 0..K-1; any size >= 8x8.
+                integer ids in 0..K-1; any size >= 8x8. Needed unless the model's condition is
+                "edges".
             init: None (made as config.generate.init says), or an (H2, W2, 3) image in [0, 1]
                 (uint8 accepted) already in the target layout for G to refine where the labels
                 change.
             seed: seed of the analogy made for init "analogy".
+            sketch: for models trained with an edge condition: the new layout as a line
+                drawing, (h, w) or (h, w, 3), dark lines on light (see `semia.analogy`), of the
+                output's aspect ratio (the target's, else the source's).
 
         Returns:
             (H2, W2, 3) float32 image in [0, 1].
         """
+        if uses_labels(self.condition) and target is None:
+            raise InputError(f"this model is conditioned on {self.condition}: give a target map")
+        if uses_edges(self.condition) and sketch is None:
+            raise InputError(f"this model is conditioned on {self.condition}: give a sketch")
+        if not uses_edges(self.condition) and sketch is not None:
+            raise InputError(
+                "this model was trained on label maps only; train with --condition edges or "
+                "labels+edges to generate from sketches"
+            )
+        if target is None:
+            target = np.zeros(self.source_labels.shape, np.int64)
         target = as_ids(target, "the target label map", num_classes=self.num_classes, min_size=8)
         settings = self.config.generate
-        if init is None and settings.init == "analogy":
+        if init is None and settings.init == "analogy" and self.condition == "labels":
             from semia.patch import analogy
 
             init = analogy(self.source_image, self.labels, target, seed=seed, device=self.device)
         image, source = self._source_tensors()
         ids = torch.from_numpy(target).to(self.device).unsqueeze(0)  # (1,H2,W2)
-        wanted = one_hot(ids, self.num_classes)  # (1,K,H2,W2)
+        edges = None
+        if sketch is not None:
+            from semia.apps.sketch import sketch_edges
+
+            lines = edge_channel(sketch_edges(sketch, target.shape))
+            edges = torch.from_numpy(lines).to(self.device)[None, None]  # (1,1,H2,W2)
+        condition = make_condition(self.condition, ids, edges, self.num_classes)
         start = None
         if init is not None:
             init = as_image(init, "init")
@@ -200,12 +258,16 @@ class SemIA:
                 )
             start = image_to_tensor(init, self.device)
         self.generator.eval()
-        out = self.generator(image, source, wanted, start)  # (1,3,H2,W2)
-        if start is not None and settings.refine_band >= 0:
-            out = _keep_inside(out, start, source, wanted, image.shape[-2:], settings.refine_band)
-        if settings.composite_margin >= 0 and target.shape == self.source_labels.shape:
-            near = changed_mask(source, wanted, settings.composite_margin)  # (1,1,H,W)
-            out = image * (1.0 - near) + out * near
+        out = self.generator(image, source, condition, start)  # (1,3,H2,W2)
+        if self.condition == "labels":
+            wanted = one_hot(ids, self.num_classes)  # (1,K,H2,W2)
+            if start is not None and settings.refine_band >= 0:
+                out = _keep_inside(
+                    out, start, source, wanted, image.shape[-2:], settings.refine_band
+                )
+            if settings.composite_margin >= 0 and target.shape == self.source_labels.shape:
+                near = changed_mask(source, wanted, settings.composite_margin)  # (1,1,H,W)
+                out = image * (1.0 - near) + out * near
         return tensor_to_image(out)
 
 

@@ -17,6 +17,12 @@ import torch
 
 from semia.config import TrainConfig
 from semia.gan.augment import augment_pair, augment_strength, paste_regions
+from semia.gan.conditions import (
+    condition_channels,
+    label_classes,
+    make_condition,
+    uses_labels,
+)
 from semia.gan.losses import (
     feature_matching_loss,
     fixed_point_loss,
@@ -57,7 +63,12 @@ def build_networks(
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
-        G = Generator(num_classes, config.generator).to(device)
+        G = Generator(
+            condition_channels(config.condition, num_classes),
+            config.generator,
+            label_classes(config.condition, num_classes),
+        )
+        G = G.to(device)
         D = Discriminator(config.discriminator).to(device)
         S = Segmenter(num_classes, config.segmenter).to(device)
     betas = tuple(config.adam_betas)
@@ -96,10 +107,22 @@ class Run:
     nets: Networks
     image: torch.Tensor  # (1,3,H,W) in [-1,1]
     ids: torch.Tensor  # (1,H,W) long
-    source: torch.Tensor  # (1,K,H,W) one-hot of ids
+    source: torch.Tensor  # (1,C,H,W) condition of the source: one-hot of ids (+ edges)
     num_classes: int
     generator: torch.Generator  # crops, augmentation, swaps
     out_dir: Path
+    edges: torch.Tensor | None = None  # (1,1,H,W) edge channel, for edge conditions
+
+    def condition(self, ids: torch.Tensor, edges: torch.Tensor | None) -> torch.Tensor:
+        """(B, C, H, W) generator condition of ids (B, H, W) and edges (B, 1, H, W) or None."""
+        return make_condition(self.config.condition, ids, edges, self.num_classes)
+
+
+def _split(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(B, 3 [+ 1], H, W) image with an optional edge channel -> (image, edges or None)."""
+    if x.shape[1] == 3:
+        return x, None
+    return x[:, :3], x[:, 3:]  # (B, 3, H, W), (B, 1, H, W)
 
 
 def setup_run(
@@ -111,19 +134,27 @@ def setup_run(
     *,
     device: torch.device,
     seed: int,
+    edges: np.ndarray | None = None,
 ) -> Run:
-    """Networks, optimisers, data tensors and RNG of a fresh run (inputs already validated)."""
+    """Networks, optimisers, data tensors and RNG of a fresh run (inputs already validated).
+
+    `edges` is the (H, W) float edge channel of the image, needed for the edge conditions.
+    """
     device = torch.device(device)
     ids = torch.from_numpy(labels).to(device).unsqueeze(0)  # (1,H,W)
+    edge_t = None
+    if edges is not None:
+        edge_t = torch.from_numpy(np.asarray(edges, np.float32)).to(device)[None, None]
     return Run(
         config=config,
         nets=build_networks(num_classes, config, seed, device),
         image=image_to_tensor(image, device),
         ids=ids,
-        source=one_hot(ids, num_classes),
+        source=make_condition(config.condition, ids, edge_t, num_classes),
         num_classes=num_classes,
         generator=torch.Generator(device=device).manual_seed(seed),
         out_dir=out_dir,
+        edges=edge_t,
     )
 
 
@@ -169,7 +200,8 @@ def _reconstruction_step(
     """Zero-reconstruction: G(I_aug, P_aug, P_aug) -> I_aug, SFT params -> identity."""
     w = run.config.loss_weights
     G, opt_g = run.nets.G, run.nets.opt_g
-    oh = one_hot(ids_aug, run.num_classes)
+    img_aug, edges_aug = _split(img_aug)
+    oh = run.condition(ids_aug, edges_aug)
     fake, params = G.translate(img_aug, oh, oh)
     clock.lap("g_forward")
     terms: dict[str, torch.Tensor] = {}
@@ -207,13 +239,16 @@ def _generator_terms(
         terms["feature_matching"] = feature_matching_loss(
             [f.detach() for f in real_feats], fake_d[1]
         )
-    if w.semantic_alignment > 0:
+    if w.semantic_alignment > 0 and uses_labels(run.config.condition):
         run.nets.S.eval()
         terms["alignment"] = semantic_alignment_loss(run.nets.S(fake), tgt_ids)
         run.nets.S.train()
     if w.patch_coherence > 0:
+        tgt_oh, src_oh = oh_tgt, run.source
+        if run.edges is not None:  # class-aware on the label maps (edges only: one class)
+            tgt_oh, src_oh = one_hot(tgt_ids, run.num_classes), one_hot(run.ids, run.num_classes)
         terms["patch"] = patch_coherence_loss(
-            fake, oh_tgt, run.image, run.source, run.config.patch_coherence, run.generator
+            fake, tgt_oh, run.image, src_oh, run.config.patch_coherence, run.generator
         )
     if w.sample_l1 > 0:
         terms["sample_l1"] = reconstruction_loss(fake, tgt_img)
@@ -242,8 +277,10 @@ def _sample_step(
     w = cfg.loss_weights
     use_d = w.gan > 0 or w.feature_matching > 0
     (src_img, src_ids), (tgt_img, tgt_ids) = src, tgt
-    oh_src = one_hot(src_ids, run.num_classes)
-    oh_tgt = one_hot(tgt_ids, run.num_classes)
+    src_img, src_edges = _split(src_img)
+    tgt_img, tgt_edges = _split(tgt_img)
+    oh_src = run.condition(src_ids, src_edges)
+    oh_tgt = run.condition(tgt_ids, tgt_edges)
     g_params = list(nets.G.parameters())
     d_params = list(nets.D.parameters())
     weights = _term_weights(cfg)
@@ -300,6 +337,7 @@ def _segmenter_step(
     run: Run, img: torch.Tensor, ids: torch.Tensor, clock: _Clock
 ) -> dict[str, float]:
     """S learns to segment a real (augmented) image."""
+    img, _ = _split(img)
     loss = semantic_alignment_loss(run.nets.S(img), ids)
     run.nets.opt_s.zero_grad(set_to_none=True)
     loss.backward()
@@ -317,6 +355,8 @@ def train_iteration(run: Run, step: int) -> dict[str, Any]:
     lr_f = set_lr(run.nets, cfg, step)
     full = cfg.crop_size <= 0 or step >= cfg.iters - cfg.full_size_iters
     image, ids = run.image, run.ids
+    if run.edges is not None:  # the edge channel travels with the image (crops, warps, pastes)
+        image = torch.cat([image, run.edges], 1)  # (1, 4, H, W)
     if not full:
         image, ids = random_crop(image, ids, cfg.crop_size, run.generator)
     strength = augment_strength(step, cfg.augment)
@@ -334,7 +374,12 @@ def train_iteration(run: Run, step: int) -> dict[str, Any]:
         if swap:
             src, tgt = tgt, src
         losses = _sample_step(run, src, tgt, clock)
-    if cfg.s_every > 0 and step % cfg.s_every == 0 and cfg.loss_weights.semantic_alignment > 0:
+    if (
+        cfg.s_every > 0
+        and step % cfg.s_every == 0
+        and cfg.loss_weights.semantic_alignment > 0
+        and uses_labels(cfg.condition)
+    ):
         losses.update(_segmenter_step(run, img_aug, ids_aug, clock))
     timings["total"] = time.perf_counter() - t0
     return {

@@ -37,6 +37,7 @@ import torch
 from semia.config import TrainConfig
 from semia.errors import InputError
 from semia.gan import checkpoint as ckpt
+from semia.gan.conditions import photo_edges, uses_edges
 from semia.gan.networks import Generator
 from semia.gan.steps import Run, setup_run, train_iteration
 from semia.gan.tensors import one_hot, tensor_to_image
@@ -261,7 +262,10 @@ def _train_locked(
             f"{out_dir} already holds a training run: resume it, or choose another output folder"
         )
     out_dir.mkdir(parents=True, exist_ok=True)
-    run = setup_run(image, ids, len(palette), out_dir, config, device=device, seed=seed)
+    edges = photo_edges(image) if uses_edges(config.condition) else None
+    run = setup_run(
+        image, ids, len(palette), out_dir, config, device=device, seed=seed, edges=edges
+    )
     nets = run.nets
     data_hash = ckpt.data_hash(image, ids, palette)
     start = 0
@@ -291,7 +295,12 @@ def _train_locked(
                 if config.checkpoint_every > 0 and step % config.checkpoint_every == 0:
                     _save_state(run, step, data_hash)
                     ckpt.save_model(out_dir / ckpt.MODEL_FILE, _model_file(run, image, labels))
-                if targets and config.preview_every > 0 and step % config.preview_every == 0:
+                if (
+                    targets
+                    and config.preview_every > 0
+                    and step % config.preview_every == 0
+                    and config.condition == "labels"
+                ):
                     _write_preview(run, step, targets, palette)
     except KeyboardInterrupt:
         logger.warning("interrupted: saving a checkpoint at iteration %d", step)
@@ -300,7 +309,7 @@ def _train_locked(
         raise
     _save_state(run, step, data_hash)
     ckpt.save_model(out_dir / ckpt.MODEL_FILE, _model_file(run, image, labels))
-    if targets:
+    if targets and config.condition == "labels":  # previews draw label-map targets only
         _write_preview(run, step, targets, palette)
     write_image(out_dir / LOSS_PLOT, plot_losses(read_log(out_dir)))
     return nets.G.eval()

@@ -27,6 +27,8 @@ class Level:
             footprint holds some of class k (at the finest level: its label is k).
         target: (Ht, Wt) long, the target class of each pixel (majority of its footprint).
         target_guide: (K, Ht, Wt) float, share of each class in the target pixel's footprint.
+        source_edges: optional (G, Hs, Ws) float extra guide channels of the source (a blurred
+            edge map of the photo), compared patch-wise with `target_edges` (G, Ht, Wt).
     """
 
     image: torch.Tensor
@@ -34,6 +36,8 @@ class Level:
     allowed: torch.Tensor
     target: torch.Tensor
     target_guide: torch.Tensor
+    source_edges: torch.Tensor | None = None
+    target_edges: torch.Tensor | None = None
 
     @property
     def source_size(self) -> tuple[int, int]:
@@ -72,6 +76,7 @@ def build_pyramid(
     target: torch.Tensor,
     num_classes: int,
     levels: int,
+    guides: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> list[Level]:
     """Pyramid of a source/target pair, finest level first.
 
@@ -81,6 +86,8 @@ def build_pyramid(
         target: (H2, W2) long target ids in 0..K-1.
         num_classes: K.
         levels: number of levels (>= 1).
+        guides: optional extra guide channels (G, H, W) of the source and (G, H2, W2) of the
+            target (edge maps), area-averaged like the labels.
 
     Returns:
         `levels` Level objects, index 0 the full resolution.
@@ -100,6 +107,8 @@ def build_pyramid(
                 allowed=(src_guide > 0).reshape(num_classes, -1),  # (K, Hs * Ws)
                 target=tgt_guide.argmax(0),
                 target_guide=tgt_guide,
+                source_edges=None if guides is None else _shrink(guides[0], src_size),
+                target_edges=None if guides is None else _shrink(guides[1], tgt_size),
             )
         )
     return out
@@ -171,6 +180,7 @@ class FeatureSpace:
         position_weight: float,
         appearance_dims: int,
         guide_dims: int,
+        edge_weight: float = 0.0,
     ) -> None:
         self.patch_size = patch_size
         stride = max(1, round((level.image[0].numel() / 16384) ** 0.5))  # fit on <= ~16k patches
@@ -204,6 +214,27 @@ class FeatureSpace:
             ],
             1,
         )  # (Nt, guide dims + 1)
+        if level.source_edges is not None and edge_weight > 0:
+            self._add_edge_guides(level, stride, edge_weight, guide_dims)
+
+    def _add_edge_guides(self, level: Level, stride: int, weight: float, dims: int) -> None:
+        """Append sqrt(weight) * PCA of the whole edge-guide patches to the extra features."""
+        p = self.patch_size
+        sample = torch.cat(
+            [
+                extract_patches(level.source_edges[None], p, stride, "replicate")[0],
+                extract_patches(level.target_edges[None], p, stride, "replicate")[0],
+            ]
+        )  # (n, G * P * P)
+        mean, axes = _pca(sample, dims)
+        filters = axes.T.reshape(-1, level.source_edges.shape[0], p, p) * weight**0.5
+        bias = -(mean @ axes) * weight**0.5
+        self.source_extra = torch.cat(
+            [self.source_extra, self._project(level.source_edges, filters, bias)], 1
+        )  # (Ns, D + edge dims)
+        self.target_extra = torch.cat(
+            [self.target_extra, self._project(level.target_edges, filters, bias)], 1
+        )  # (Nt, D + edge dims)
 
     def _project(self, x: torch.Tensor, filters: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         """(H * W, dims) projections of the patches of (C, H, W) by (dims, C, P, P) filters."""
@@ -215,6 +246,12 @@ class FeatureSpace:
     def appearance(self, image: torch.Tensor) -> torch.Tensor:
         """(H * W, appearance dims) projected colour patches of a (3, H, W) image."""
         return self._project(image, self.app_filters, self.app_bias)
+
+    def without_appearance(self, features: torch.Tensor) -> torch.Tensor:
+        """Features (N, D) with the colour part zeroed: matching on the guides alone."""
+        out = features.clone()
+        out[:, : self.app_filters.shape[0]] = 0
+        return out
 
     def keys(self, image: torch.Tensor) -> torch.Tensor:
         """(Hs * Ws, D) source features, colour taken from `image` (3, Hs, Ws)."""

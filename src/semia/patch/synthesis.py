@@ -69,6 +69,7 @@ def synthesize(
     config: PatchConfig = PatchConfig(),
     device: str | torch.device = "cpu",
     progress: Callable[[int, int], None] | None = None,
+    guides: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Synthesize the source image in the target layout by guided patch synthesis.
 
@@ -83,6 +84,7 @@ def synthesize(
         config=config,
         device=device,
         progress=progress,
+        guides=guides,
     )
     return result
 
@@ -97,6 +99,7 @@ def synthesize_with_field(
     config: PatchConfig = PatchConfig(),
     device: str | torch.device = "cpu",
     progress: Callable[[int, int], None] | None = None,
+    guides: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Synthesize the source image in the target layout, and return the final
     nearest-neighbour field too (which source patch every output patch was copied from).
@@ -111,6 +114,9 @@ def synthesize_with_field(
         config: algorithm settings.
         device: where to compute.
         progress: called as progress(done, total) after every search-and-vote round.
+        guides: optional extra guides (a sketch's edges): (H, W) or (G, H, W) float of the
+            source and (H2, W2) or (G, H2, W2) of the target, compared patch-wise with weight
+            `config.edge_weight`.
 
     Returns:
         (H2, W2, 3) float32 in [0, 1], and (H2, W2, 2) int64: the (row, column) of the source
@@ -136,7 +142,9 @@ def synthesize_with_field(
         min(src_ids.shape[1], tgt_ids.shape[1]),
         config.coarsest_side,
     )
-    pyramid = build_pyramid(img, src_ids, tgt_ids, k, n_levels)
+    pyramid = build_pyramid(
+        img, src_ids, tgt_ids, k, n_levels, _guide_tensors(guides, labels, target, device)
+    )
     total = config.coarse_iters + config.fine_iters * (n_levels - 1)
     done = 0
     field = out = None
@@ -150,6 +158,7 @@ def synthesize_with_field(
             config.position_weight,
             config.appearance_dims,
             config.guide_dims,
+            config.edge_weight,
         )
         keys_sharp = space.keys(level.image)
         if field is None:
@@ -197,10 +206,17 @@ def synthesize_with_field(
         for it in range(iters):
             keys = keys_first if it == 0 else keys_sharp
             query = space.queries(out)
+            round_limit = limit
+            if guides is not None and field is not None and it == 0 and lv == n_levels - 1:
+                # a sketch: the start copies the source, whose colours would pin every patch
+                # in place; match the first round on the guides alone (where the guides tie,
+                # many patches pick one source: no occurrence limit in this round)
+                query, keys = space.without_appearance(query), space.without_appearance(keys)
+                round_limit = None
             dist = nn_field.patch_distance(query, keys, field)
             if exact:
                 field, dist = nn_field.exact_search(
-                    query, keys, classes, level.allowed, field, dist, limit
+                    query, keys, classes, level.allowed, field, dist, round_limit
                 )
             else:
                 field, dist = nn_field.patchmatch(
@@ -215,7 +231,7 @@ def synthesize_with_field(
                     config.propagation_steps,
                     config.search_radii,
                     generator,
-                    limit,
+                    round_limit,
                 )
             out = nn_field.vote(
                 field,
@@ -235,3 +251,27 @@ def synthesize_with_field(
     coords = torch.stack([field // width, field % width], 1)  # (H2 * W2, 2) source (y, x)
     coords = coords.reshape(*pyramid[0].target_size, 2).cpu().numpy()  # (H2, W2, 2)
     return np.ascontiguousarray(result, dtype=np.float32), coords
+
+
+def _guide_tensors(
+    guides: tuple[np.ndarray, np.ndarray] | None,
+    labels: np.ndarray,
+    target: np.ndarray,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Validate the extra guides against the label maps' sizes; (G, H, W) float tensors."""
+    if guides is None:
+        return None
+    out = []
+    for guide, ids, name in zip(guides, (labels, target), ("source", "target"), strict=True):
+        g = np.asarray(guide, dtype=np.float32)
+        g = g[None] if g.ndim == 2 else g
+        if g.ndim != 3 or g.shape[1:] != ids.shape or not np.isfinite(g).all():
+            raise InputError(
+                f"the {name} guide must be a finite (H, W) or (G, H, W) array of the {name} "
+                f"label map's size {ids.shape}, got shape {np.shape(guide)}"
+            )
+        out.append(torch.from_numpy(np.ascontiguousarray(g)).to(device))
+    if out[0].shape[0] != out[1].shape[0]:
+        raise InputError("the source and target guides must have the same number of channels")
+    return out[0], out[1]

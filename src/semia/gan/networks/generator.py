@@ -158,7 +158,15 @@ class Generator(nn.Module):
     2**num_levels and the output is cropped back to the target size.
     """
 
-    def __init__(self, num_classes: int, config: GeneratorConfig | None = None) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        config: GeneratorConfig | None = None,
+        label_classes: int | None = None,
+    ) -> None:
+        """num_classes: input channels of the layouts; label_classes: how many of the first
+        ones are a one-hot label map, the part the fill of changed regions reads (None: all;
+        0 with an edge-map condition: no fill)."""
         super().__init__()
         config = config if config is not None else GeneratorConfig()
         if num_classes < 1:
@@ -177,6 +185,7 @@ class Generator(nn.Module):
         if config.num_levels < 1:
             raise ValueError(f"GeneratorConfig.num_levels must be >= 1, got {config.num_levels}")
         self.num_classes = num_classes
+        self.label_classes = num_classes if label_classes is None else label_classes
         self.config = config
         self.norm = NORMS[config.norm]
         levels = config.num_levels
@@ -254,12 +263,15 @@ class Generator(nn.Module):
             target = F.pad(target, pad, mode="replicate")
             init = None if init is None else F.pad(init, pad, mode="replicate")
 
-        if init is not None:
-            image = paste_changed(image, source, target, init, self.config.fill_dilate)
-        elif self.config.fill_changed != "off":
+        src_lab, tgt_lab = source, target
+        if self.label_classes < self.num_classes:  # extra channels (edges) follow the labels
+            src_lab, tgt_lab = source[:, : self.label_classes], target[:, : self.label_classes]
+        if init is not None and self.label_classes > 0:
+            image = paste_changed(image, src_lab, tgt_lab, init, self.config.fill_dilate)
+        elif self.config.fill_changed != "off" and self.label_classes > 0:
             cfg = self.config
             image = fill_changed(
-                image, source, target, cfg.fill_changed, cfg.fill_margin, cfg.fill_dilate
+                image, src_lab, tgt_lab, cfg.fill_changed, cfg.fill_margin, cfg.fill_dilate
             )
         batch = image.shape[0]
         label_feats = self.label_encoder(torch.cat([source, target], dim=0))  # (2B, C_l, h, w)
