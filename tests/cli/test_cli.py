@@ -162,7 +162,9 @@ def test_demo_writes_results_and_sheet(tmp_path):
         if "_gan" not in p.name and "apps" not in p.parts
     )
     apps = sorted(p.name for p in (tmp_path / "demo" / "apps").iterdir())
-    assert apps == ["lake_from_sketch.png", "lake_sketch.png", "tree_removed.png"]
+    assert apps == [
+        "lake_from_sketch.png", "lake_segmented.png", "lake_sketch.png", "tree_removed.png"
+    ]  # fmt: skip
     gan = sorted((tmp_path / "demo" / "tree").glob("*_gan.png"))
     assert len(analogy) == 12  # every packaged target of both scenes
     assert len(gan) == 7  # the GAN column for the tree scene

@@ -175,3 +175,27 @@ def _app_rows(
     filled = labels.with_ids(fill_labels(labels.ids, mask))
     rows.append([image, labels.to_rgb(), filled.to_rgb(), result])
     captions.append(f"{name}: object removal (the class in the middle)")
+    _segment_row(scenes[0], args, out, rows, captions)
+
+
+def _segment_row(scene: tuple, args: argparse.Namespace, out: Path, rows: list[list],
+                 captions: list[str]) -> None:  # fmt: skip
+    """A row written to OUT/apps/: the first scene's label map made from a few strokes
+    (`semia segment`): source | strokes | segmented map | the map over the photo."""
+    import numpy as np
+
+    import semia.segment
+    from semia.io import load_scene, write_labels
+
+    name, image_path, label_path, _ = scene
+    image, labels = load_scene(image_path, label_path, args.max_size)
+    strokes = semia.segment.demo_scribbles(labels, seed=args.seed)
+    t0 = time.perf_counter()
+    segmented = semia.segment(image, strokes, seed=args.seed)
+    accuracy = float((segmented.to_rgb() == labels.to_rgb()).all(axis=2).mean())
+    log.info("demo: %s segmented from strokes in %.2f s", name, time.perf_counter() - t0)
+    rgba = strokes.to_rgba().astype(np.float32) / 255.0
+    drawn = rgba[..., :3] * rgba[..., 3:] + image * (1.0 - rgba[..., 3:])  # strokes on the photo
+    write_labels(out / "apps" / f"{name}_segmented.png", segmented)
+    rows.append([image, drawn, segmented.to_rgb(), semia.segment.overlay(image, segmented)])
+    captions.append(f"{name}: label map from strokes (semia segment), {accuracy:.0%} as drawn")
