@@ -101,4 +101,4 @@ def run(args: argparse.Namespace) -> int:
         sock.close()
         editor.trainer.shutdown()
     log.info("editor stopped")
-    return 0
+    return 130  # the server only stops on a signal (Ctrl-C): the CLI's "interrupted" status
