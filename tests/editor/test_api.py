@@ -446,6 +446,10 @@ def start_and_cancel(running, trainer) -> tuple[object, dict]:
     running_info = trainer.status(session.key)
     assert running_info["state"] == "running" and running_info["eta_s"] is not None
     info = trainer.cancel(session.key)
+    deadline = time.monotonic() + 60  # on a busy machine the process may take a while to notice
+    while info["state"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.1)
+        info = trainer.status(session.key)
     assert info["state"] == "cancelled", info
     assert 2 <= info["step"] < 100_000
     job = trainer._jobs[session.key]
