@@ -453,7 +453,9 @@ def start_and_cancel(running, trainer) -> tuple[object, dict]:
     assert info["state"] == "cancelled", info
     assert 2 <= info["step"] < 100_000
     job = trainer._jobs[session.key]
-    job.process.join(60)  # it saves a checkpoint first: slow on a busy machine
+    deadline = time.monotonic() + 60  # it saves a checkpoint first: slow on a busy machine
+    while job.process.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert not job.process.is_alive()
     assert not trainer.is_trained(session.key)
     return session, info
