@@ -50,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ as a scr
 import quality  # the methods and the GAN cache of the quality benchmark
 
 from semia.eval import fit_labeller, patch_swd, psnr, semantic_alignment, ssim
-from semia.io import InputError, find_scenes, load_scene, match_target, read_image, write_image
+from semia.io import InputError, load_scene, match_target, read_image, write_image
 from semia.viz import make_sheet
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gt-dev"
@@ -238,16 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     quality.GAN_DIR = args.gan_dir or args.out / "gan"
     logging.basicConfig(level=logging.ERROR)
 
-    if not args.data.is_dir():
-        raise SystemExit(f"ground-truth data not found at {args.data}; pass --data")
-    try:
-        found = {name: files for name, *files in find_scenes(args.data)}
-    except InputError as err:
-        raise SystemExit(str(err)) from None
-    scenes = args.scenes or list(found)
-    missing = [name for name in scenes if name not in found]
-    if missing:
-        raise SystemExit(f"{args.data}: no sequence {', '.join(missing)}")
+    found, scenes = quality.pick_scenes(args.data, args.scenes, "sequence")
     try:
         generate = GenerateConfig(init=args.gan_init, composite_margin=args.gan_margin)
     except InputError as err:

@@ -290,6 +290,24 @@ def _per_scene(rows: list[dict], methods: list[str]) -> list[str]:
     return lines
 
 
+def pick_scenes(
+    data: Path, names: list[str] | None, what: str
+) -> tuple[dict[str, list[Path]], list[str]]:
+    """The scenes under `data` (name -> [image, label, targets]) and the names asked for (all
+    when `names` is empty); exits with a message when the folder or a name is missing."""
+    if not data.is_dir():
+        raise SystemExit(f"{what}s not found at {data}; pass --data")
+    try:
+        found = {name: files for name, *files in find_scenes(data)}
+    except InputError as err:
+        raise SystemExit(str(err)) from None
+    scenes = names or list(found)
+    missing = [name for name in scenes if name not in found]
+    if missing:
+        raise SystemExit(f"{data}: no {what} {', '.join(missing)} (img.*, label.*, cond/)")
+    return found, scenes
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -324,16 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     GAN_DIR = args.gan_dir or args.out / "gan"
     logging.basicConfig(level=logging.WARNING)
 
-    if not args.data.is_dir():
-        raise SystemExit(f"example scenes not found at {args.data}; pass --data")
-    try:
-        found = {name: files for name, *files in find_scenes(args.data)}
-    except InputError as err:
-        raise SystemExit(str(err)) from None
-    scenes = args.scenes or list(found)
-    missing = [name for name in scenes if name not in found]
-    if missing:
-        raise SystemExit(f"{args.data}: no scene {', '.join(missing)} (img.*, label.*, cond/)")
+    found, scenes = pick_scenes(args.data, args.scenes, "scene")
     methods = _available(args.methods)
     if "gan" in methods and args.gan_seeds:  # one seed too: it replaces --seed for the GAN
         methods = _per_seed(methods, args.gan_seeds)
