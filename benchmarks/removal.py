@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from semia.apps.removal import (  # noqa: E402
-    LOCALITY_WEIGHT,
+    COLOUR_WEIGHT,
     _grow,
     fill_labels,
     remove,
@@ -91,7 +91,7 @@ def paste(photo, colours, shape, rng):
     return out, region
 
 
-def run_method(name, image, labels, mask, config, seed, locality):
+def run_method(name, image, labels, mask, config, seed, colour_weight):
     """(result, filled label map or None)."""
     if name == "telea":
         u8 = (image * 255 + 0.5).astype(np.uint8)
@@ -107,9 +107,9 @@ def run_method(name, image, labels, mask, config, seed, locality):
         out = synthesize(image, source, filled, seed=seed, config=config)
         return np.where(mask[..., None], out, image), filled
     if name == "analogy":
-        out = remove(image, mask, labels, seed=seed, config=config, locality=locality)
+        out = remove(image, mask, labels, seed=seed, config=config, colour_weight=colour_weight)
         return out, fill_labels(labels, mask)
-    out = remove(image, mask, None, seed=seed, config=config, locality=locality)
+    out = remove(image, mask, None, seed=seed, config=config, colour_weight=colour_weight)
     return out, None
 
 
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cases", type=int, default=3, help="objects per scene (default: 3)")
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--locality", type=float, default=LOCALITY_WEIGHT)
+    p.add_argument("--colour-weight", type=float, default=COLOUR_WEIGHT)
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             for m in args.methods:
                 t0, c0 = time.perf_counter(), time.process_time()
                 out, _ = run_method(m, image, user_labels, mask, config, args.seed,
-                                    args.locality)  # fmt: skip
+                                    args.colour_weight)  # fmt: skip
                 times[m].append((time.perf_counter() - t0, time.process_time() - c0))
                 out = np.clip(out, 0, 1).astype(np.float32)
                 swd = patch_swd_per_class(out, mask.astype(np.int64), photo,
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name} done", file=sys.stderr, flush=True)
     n = len(rows[args.methods[0]])
     print(f"object removal, {len(scenes)} scenes x {args.cases} pasted objects = {n} cases, "
-          f"{args.size} px, seed {args.seed}, locality {args.locality}; "
+          f"{args.size} px, seed {args.seed}, colour weight {args.colour_weight}; "
           "inside the mask"
           "\n")  # fmt: skip
     print("| method | PSNR | patch SWD x1000 | labeller acc | wall s | CPU s |")

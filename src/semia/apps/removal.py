@@ -13,6 +13,14 @@
 3. Synthesis: the training-free analogy with the filled map as the target and the masked source
    pixels forbidden as texture (they belong to the object), or a trained SemIA generator; the
    result equals the photo outside the mask.
+4. The analogy's fill is steered towards the right shading by a colour guide (structure and
+   texture, after Bertalmio et al. 2003): the masked colours are first filled smoothly, class by
+   class (`smooth_fill`: the membrane, i.e. harmonic, interpolation of each filled class region
+   from the unmasked pixels of the same class, so a sky gradient carries on and no colour leaks
+   across a class boundary); this smooth fill, blurred per class, is the target's guide and the
+   blurred photo the source's, compared patch-wise beside the colours. Patch synthesis alone
+   copies whatever sky fits its neighbours, and a large hole filled from far away (darker sky
+   from the top of the photo) stays self-consistent and leaves a darker ghost of the object.
 
 Without a label map, a segmentation of the photo itself is derived first: k-means on smoothed
 Lab colours and position of the unmasked pixels, cleaned by a median filter.
@@ -45,9 +53,9 @@ MAX_MASKED_SHARE = 0.95  # a mask covering more leaves too little to copy from
 _AXES = ((0, 1), (1, 0), (1, 1), (1, -1), (1, 2), (2, 1), (1, -2), (2, -1))  # chord directions
 _WEAK = 0.1  # weight of chords whose ends disagree, against agreeing chords
 _SEGMENTS = 6  # classes of a derived segmentation
-LOCALITY_WEIGHT = 5.0  # analogy removal: weight of the (x, y) distance (in image sizes) of a
-# patch to the source patch it copies, for small holes; it fades out as the hole grows to
-LOCALITY_MAX_SHARE = 0.2  # this share of the photo
+COLOUR_WEIGHT = 10.0  # analogy removal: weight of the smooth-colour guide (benchmarks/removal.py)
+COLOUR_SIGMA = 3.0  # its per-class blur, in pixels per 256 px of the photo's longest side
+_EPS = 1e-4  # membrane fill: pull towards the class mean (decides regions cut off from it)
 
 
 # --- the mask ---------------------------------------------------------------------------------
@@ -142,7 +150,12 @@ def _hex(colour: object) -> str:
 def label_mask(
     labels: LabelMap, colour: tuple[int, int, int], grow: int | None = None
 ) -> np.ndarray:
-    """Mask of every region whose label has this palette colour (grown like `read_mask`)."""
+    """Mask of every region whose label has this palette colour.
+
+    Grown by `grow` pixels (default: 4 per 256 px of the longest side, twice `read_mask`'s: a
+    label map hugs the object, whose anti-aliased rim and fringe (a tree's leaves against the
+    sky) reach a few pixels beyond it and would stay as a dotted outline).
+    """
     hits = np.flatnonzero((labels.palette.astype(int) == np.array(colour)).all(1))
     if hits.size == 0:
         shown = ", ".join(_hex(c) for c in labels.palette[:20])
@@ -153,7 +166,7 @@ def label_mask(
     mask = labels.ids == hits[0]
     size = labels.ids.shape
     if grow is None:
-        grow = max(1, round(2 * max(size) / 256))
+        grow = max(1, round(4 * max(size) / 256))
     return check_mask(_grow(check_mask(mask, size, "--remove-label"), grow), size, "--remove-label")
 
 
@@ -237,6 +250,111 @@ def voronoi_fill(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.asarray(ids, dtype=np.int64)[iy, ix]
 
 
+# --- the smooth colour guide ------------------------------------------------------------------
+
+
+def smooth_fill(image: np.ndarray, mask: np.ndarray, filled: np.ndarray) -> np.ndarray:
+    """Fill the masked colours smoothly, class by class (membrane interpolation).
+
+    Every masked pixel becomes the mean of its 4-neighbours of the same class (in `filled`),
+    unmasked ones keeping the photo's colours: Laplace's equation on each class region, with the
+    unmasked pixels of that class as its boundary values and no coupling across classes, so a
+    linear shading (a sky gradient) is continued exactly and no colour crosses a class boundary.
+    A masked region cut off from unmasked pixels of its class takes the class's mean colour.
+
+    Args:
+        image: (H, W, 3) float32 in [0, 1].
+        mask: (H, W) bool, True where to fill.
+        filled: (H, W) int class ids, the masked part already filled (`fill_labels`).
+
+    Returns:
+        (H, W, 3) float32 in [0, 1], equal to `image` outside the mask.
+    """
+    from scipy.sparse import csc_matrix
+    from scipy.sparse.linalg import splu
+
+    image = as_image(image)
+    mask = np.asarray(mask, dtype=bool)
+    filled = np.asarray(filled, dtype=np.int64)
+    h, w = mask.shape
+    ys, xs = np.nonzero(mask)
+    n = ys.size
+    index = np.full((h, w), -1)
+    index[ys, xs] = np.arange(n)
+    rows = np.arange(n)
+    means = _class_means(image, mask, filled)  # (K, 3)
+    diag = np.full(n, _EPS)
+    rhs = _EPS * means[filled[ys, xs]].astype(np.float64)  # (n, 3)
+    coupled_rows, coupled_cols = [], []
+    for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+        qy, qx = ys + dy, xs + dx
+        ok = (qy >= 0) & (qy < h) & (qx >= 0) & (qx < w)
+        qy, qx = qy.clip(0, h - 1), qx.clip(0, w - 1)
+        ok &= filled[qy, qx] == filled[ys, xs]
+        diag += ok
+        inner = ok & mask[qy, qx]  # an unknown neighbour
+        coupled_rows.append(rows[inner])
+        coupled_cols.append(index[qy[inner], qx[inner]])
+        outer = ok & ~mask[qy, qx]  # a known one: its colour goes to the right-hand side
+        np.add.at(rhs, rows[outer], image[qy[outer], qx[outer]])
+    r, c = np.concatenate(coupled_rows), np.concatenate(coupled_cols)
+    a = csc_matrix(
+        (
+            np.concatenate([diag, -np.ones(r.size)]),
+            (np.concatenate([rows, r]), np.concatenate([rows, c])),
+        ),
+        shape=(n, n),
+    )  # (n, n) the graph Laplacian of the masked pixels (+ eps), symmetric positive definite
+    out = image.copy()
+    out[ys, xs] = splu(a).solve(rhs).clip(0, 1)
+    return out
+
+
+def _class_means(image: np.ndarray, mask: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """(K, 3) mean unmasked colour of every class id 0..K-1 (the overall mean where absent)."""
+    k = int(ids.max()) + 1
+    keep = ~mask
+    count = np.bincount(ids[keep], minlength=k)[:, None]  # (K, 1)
+    sums = np.stack([np.bincount(ids[keep], image[keep][:, ch], minlength=k) for ch in range(3)], 1)
+    return np.where(count > 0, sums / np.maximum(count, 1), image[keep].mean(0))
+
+
+def class_blur(image: np.ndarray, valid: np.ndarray, ids: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur within each class: every pixel averages the valid pixels of its own class.
+
+    Args:
+        image: (H, W, 3) float32.
+        valid: (H, W) bool, the pixels that contribute.
+        ids: (H, W) int class ids.
+        sigma: Gaussian width in pixels.
+
+    Returns:
+        (H, W, 3) float32; 0 where no valid pixel of the class is near.
+    """
+    out = np.zeros_like(image)
+    for c in np.unique(ids):
+        region = ids == c
+        weight = (region & valid).astype(np.float32)
+        num = cv2.GaussianBlur(image * weight[..., None], (0, 0), sigma)
+        den = cv2.GaussianBlur(weight, (0, 0), sigma)[..., None]
+        out[region] = (num / np.maximum(den, 1e-6))[region]
+    return out
+
+
+def colour_guides(
+    image: np.ndarray, mask: np.ndarray, ids: np.ndarray, filled: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The analogy removal's colour guides: (3, H, W) float32 for the source and the target.
+
+    The source's is the photo blurred per class (`ids`) without the masked pixels; the target's
+    the per-class `smooth_fill` of the mask, blurred per class (`filled`) the same way.
+    """
+    sigma = COLOUR_SIGMA * max(mask.shape) / 256.0
+    source = class_blur(image, ~mask, ids, sigma)
+    target = class_blur(smooth_fill(image, mask, filled), np.ones_like(mask), filled, sigma)
+    return source.transpose(2, 0, 1).copy(), target.transpose(2, 0, 1).copy()
+
+
 # --- a segmentation when there is no label map -----------------------------------------------
 
 
@@ -314,7 +432,7 @@ def remove(
     seed: int = 0,
     config: PatchConfig | None = None,
     device: str | torch.device = "cpu",
-    locality: float = LOCALITY_WEIGHT,
+    colour_weight: float = COLOUR_WEIGHT,
 ) -> np.ndarray:
     """Remove what the mask covers from a photo.
 
@@ -328,9 +446,10 @@ def remove(
         seed: random seed of the synthesis.
         config: patch synthesis settings for method "analogy".
         device: torch device for method "analogy" (the GAN runs where its model is).
-        locality: method "analogy": weight of the distance (in image sizes) between a patch
-            and the source patch it copies, for small holes (what surrounds them predicts them
-            best); it fades out linearly as the mask grows to 20 % of the photo; 0 = off.
+        colour_weight: method "analogy": weight of the colour guides (`colour_guides`: the
+            smooth per-class fill of the mask against the blurred photo) beside the patches'
+            colours; it keeps the fill's shading that of its surroundings; 0 = off. It replaces
+            `config.edge_weight`.
 
     Returns:
         (H, W, 3) float32 in [0, 1], equal to `image` outside the mask.
@@ -364,13 +483,9 @@ def remove(
         source = np.where(mask, int(ids.max()) + 1, ids)
         config = config or PatchConfig()
         guides = None
-        # what surrounds a small hole predicts it best; a large one needs texture from further
-        locality *= max(0.0, 1.0 - float(mask.mean()) / LOCALITY_MAX_SHARE)
-        if locality > 0:
-            h, w = ids.shape
-            coords = np.stack(np.mgrid[0:h, 0:w]).astype(np.float32) / max(h, w)  # (2, H, W)
-            guides = (coords, coords)
-            config = dataclasses.replace(config, edge_weight=locality)
+        if colour_weight > 0:
+            guides = colour_guides(image, mask, ids, filled)
+            config = dataclasses.replace(config, edge_weight=colour_weight)
         out = synthesize(
             image, source, filled, seed=seed, config=config, device=device, guides=guides
         )
