@@ -2,10 +2,12 @@
 
     python benchmarks/removal.py                  # 7 shared scenes x 3 objects, 256 px
     python benchmarks/removal.py --cases 1 --methods telea analogy
+    python benchmarks/removal.py --varied         # objects of many shapes and colours
 
 For every scene of ../shared/data/semia-examples, objects are cut out of the shared scenes (a
-connected region of one class, 2 to 10 % of the photo, from another scene or the same one) and
-pasted at a random place; the mask is the pasted region (grown by 2 px, as `semia remove`
+connected region of one class, 2 to 10 % of the photo, from another scene or the same one: in the
+shared scenes only the lake's water is one, so every case pastes that shape; `--varied` draws
+from the regions of 1 to 30 %, scaled down to 8 % at most: 12 shapes) and pasted at a random place; the mask is the pasted region (grown by 2 px, as `semia remove`
 does). The user's label map marks the object as a class of its own. Each method removes it;
 inside the mask the result is compared with the untouched photo:
 
@@ -50,6 +52,7 @@ from semia.io import find_scenes, load_scene  # noqa: E402
 from semia.patch.synthesis import synthesize  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "semia-examples"
+VARIED_MAX_SHARE = 0.08  # --varied: larger regions are scaled down to this share of the photo
 METHODS = ("telea", "biharmonic", "analogy-voronoi", "analogy", "analogy-nolabels")
 
 
@@ -72,6 +75,13 @@ def cut(image, ids, cls, index):
     x, y, w, h = stats[index, :4]
     shape = comp[y : y + h, x : x + w] == index
     return image[y : y + h, x : x + w], shape
+
+
+def shrink(colours, shape, f):
+    """The object scaled by f < 1 (colours area-averaged, shape nearest)."""
+    size = (max(1, round(shape.shape[1] * f)), max(1, round(shape.shape[0] * f)))
+    colours = cv2.resize(colours, size, interpolation=cv2.INTER_AREA)
+    return colours, cv2.resize(shape.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
 
 
 def paste(photo, colours, shape, rng):
@@ -122,6 +132,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--colour-weight", type=float, default=COLOUR_WEIGHT)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--varied",
+        action="store_true",
+        help="objects from every class region of 1-30 %% of its photo, those above 8 %% scaled "
+        "down to 8 %% (default: regions of 2-10 %%, of which the shared scenes have one, the "
+        "lake's water)",
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
@@ -130,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, img_path, lab_path, _ in find_scenes(args.data):
         image, labels = load_scene(img_path, lab_path, args.size)
         scenes[name] = (image, labels.ids)
-    pool = objects({k: v[1] for k, v in scenes.items()}, 0.02, 0.10)
+    lo, hi = (0.01, 0.30) if args.varied else (0.02, 0.10)
+    pool = objects({k: v[1] for k, v in scenes.items()}, lo, hi)
     rows: dict[str, list[list[float]]] = {m: [] for m in args.methods}
     times: dict[str, list[float]] = {m: [] for m in args.methods}
     fills: dict[str, list[float]] = {"chord fill (semia)": [], "nearest-pixel fill": []}
@@ -139,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.cases):
             donor, cls, index = pool[int(rng.integers(len(pool)))]
             colours, shape = cut(*scenes[donor], cls, index)
+            share = shape.sum() / scenes[donor][1].size
+            if share > VARIED_MAX_SHARE:  # --varied: a large region, scaled down
+                colours, shape = shrink(colours, shape, (VARIED_MAX_SHARE / share) ** 0.5)
             image, region = paste(photo, colours, shape, rng)
             grow = max(1, round(2 * max(photo.shape[:2]) / 256))
             mask = _grow(region, grow)
@@ -160,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name} done", file=sys.stderr, flush=True)
     n = len(rows[args.methods[0]])
     print(f"object removal, {len(scenes)} scenes x {args.cases} pasted objects = {n} cases, "
-          f"{args.size} px, seed {args.seed}, colour weight {args.colour_weight}; "
+          f"{args.size} px, seed {args.seed}, colour weight {args.colour_weight}, "
+          f"{len(pool)} object(s) to draw from{' (--varied)' if args.varied else ''}; "
           "inside the mask"
           "\n")  # fmt: skip
     print("| method | PSNR | patch SWD x1000 | labeller acc | wall s | CPU s |")
