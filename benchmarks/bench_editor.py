@@ -6,6 +6,8 @@ somewhere new each time, as a user would) and times
 
 - library: `semia.analogy` on the same layouts, in-process (the floor under the other two);
 - api: one `POST /api/sessions/{id}/result` round trip (target ids up, PNG down), client side;
+- api remove / api sketch: the same round trip for the remove task (a disc masked each time)
+  and the sketch task (a line added to the photo's own edges each time);
 - browser: in Debian's Chromium driven by Playwright, from releasing the mouse after a stroke
   to the new result shown on the page (includes the page's 120 ms debounce). Skipped when
   chromium or playwright is missing, or with --no-browser.
@@ -85,6 +87,38 @@ def bench_api(url: str, strokes) -> list[float]:
         response = client.post(f"/api/sessions/{session['session']}/result", content=ids.tobytes())
         times.append(time.perf_counter() - t0)
         assert response.status_code == 200, response.text
+    client.close()
+    return times
+
+
+def bench_api_task(url: str, strokes, task: str) -> list[float]:
+    """The remove or sketch task: each stroke adds a disc to the mask, or a line to the sketch
+    (which starts from the photo's own edges)."""
+    import io
+
+    import httpx
+    from PIL import Image
+
+    client = httpx.Client(base_url=url, timeout=120)
+    session = client.post("/api/sessions/example", json={}).json()
+    sid, height, width = session["session"], session["height"], session["width"]
+    layer = np.zeros((height, width), np.uint8)
+    if task == "sketch":
+        edges = client.get(f"/api/sessions/{sid}/edges.png").content
+        layer = (np.asarray(Image.open(io.BytesIO(edges)).convert("L")) < 128).astype(np.uint8)
+        client.post(f"/api/sessions/{sid}/sketch", content=layer.tobytes())  # warm
+    times = []
+    for x, y, radius, _ in strokes:
+        if task == "remove":
+            _disc(layer, x, y, max(2, radius // 2), 1)
+        else:
+            layer[y, max(0, x - 2 * radius) : x + 2 * radius] = 1
+        t0 = time.perf_counter()
+        response = client.post(f"/api/sessions/{sid}/{task}", content=layer.tobytes())
+        times.append(time.perf_counter() - t0)
+        assert response.status_code == 200, response.text
+        if task == "remove":
+            layer[:] = 0  # one object at a time
     client.close()
     return times
 
@@ -174,6 +208,9 @@ def main() -> None:
             height, width = labels.size
             print(f"{width}x{height} px  library  {_fmt(bench_library(image, labels, strokes))}")
             print(f"{width}x{height} px  api      {_fmt(bench_api(url, strokes))}")
+            for task in ("remove", "sketch"):
+                times = bench_api_task(url, strokes, task)
+                print(f"{width}x{height} px  api {task:7s}{_fmt(times)}")
             if browser:
                 print(
                     f"{width}x{height} px  browser  {_fmt(bench_browser(url, chromium, strokes))}"

@@ -229,6 +229,20 @@ def main(argv: list[str] | None = None) -> int:
         help="GenerateConfig.composite_margin of the default-schedule GAN, -1 = off "
         "(default: %(default)s)",
     )
+    parser.add_argument(
+        "--gan-anchor",
+        type=float,
+        default=GenerateConfig().anchor_sigma,
+        help="GenerateConfig.anchor_sigma of the default-schedule GAN, 0 = off "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--gan-keep-copied",
+        type=int,
+        choices=(0, 1),
+        default=int(GenerateConfig().keep_copied),
+        help="GenerateConfig.keep_copied of the default-schedule GAN (default: %(default)s)",
+    )
     parser.add_argument("--cell", type=int, default=128, help="sheet cell height (px)")
     parser.add_argument(
         "--threads", type=int, default=1, help="torch CPU threads (default 1: a shared machine)"
@@ -240,7 +254,12 @@ def main(argv: list[str] | None = None) -> int:
 
     found, scenes = quality.pick_scenes(args.data, args.scenes, "sequence")
     try:
-        generate = GenerateConfig(init=args.gan_init, composite_margin=args.gan_margin)
+        generate = GenerateConfig(
+            init=args.gan_init,
+            composite_margin=args.gan_margin,
+            anchor_sigma=args.gan_anchor,
+            keep_copied=bool(args.gan_keep_copied),
+        )
     except InputError as err:
         raise SystemExit(str(err)) from None
     methods = _methods(args.methods, args.gan_seeds, args.gan_original, args.seed, generate)

@@ -7,9 +7,10 @@
 For every scene of ../shared/data/semia-examples, objects are cut out of the shared scenes (a
 connected region of one class, 2 to 10 % of the photo, from another scene or the same one: in the
 shared scenes only the lake's water is one, so every case pastes that shape; `--varied` draws
-from the regions of 1 to 30 %, scaled down to 8 % at most: 12 shapes) and pasted at a random place; the mask is the pasted region (grown by 2 px, as `semia remove`
-does). The user's label map marks the object as a class of its own. Each method removes it;
-inside the mask the result is compared with the untouched photo:
+from the regions of 1 to 30 %, scaled down to 8 % at most: 12 shapes) and pasted at a random
+place; the mask is the pasted region (grown by 2 px, as `semia remove` does). The user's label
+map marks the object as a class of its own. Each method removes it; inside the mask the result
+is compared with the untouched photo:
 
 - PSNR over the mask;
 - patch SWD (x1000) between the mask's patches in the result and in the untouched photo;

@@ -428,8 +428,21 @@ class GenerateConfig(Config):
         "| fill (GeneratorConfig.fill_changed)",
         choices=("analogy", "fill"),
     )
+    anchor_sigma: float = setting(
+        4.0,
+        'init "analogy": G keeps its detail finer than this Gaussian sigma (px at 256 px) and '
+        "takes the coarser structure (colours, shading) from the analogy, so its colours "
+        "cannot drift (0 = G's output as it is)",
+        lo=0,
+        hi=256,
+    )
+    keep_copied: bool = setting(
+        True,
+        'init "analogy": output the source\'s own pixels where the analogy copied them in '
+        "place (only when the target has the source's size)",
+    )
     composite_margin: int = setting(
-        0,
+        -1,
         "output the source's own pixels farther than this from every changed pixel (-1 = off)",
         lo=-1,
         hi=4096,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -290,3 +291,70 @@ def test_scribble_mode_makes_a_label_map(page):
     assert (ids[:10] == 0).mean() > 0.9  # the sky's stroke class took the sky
     assert ids[rows[WATER], int(np.median(water_x))] == 1
     assert page.locator("#palette button").count() == 2
+
+
+def test_remove_task_masks_a_region_and_keeps_the_layout(page, tmp_path):
+    _, labels = source_labels()
+    page.click(f"#palette button[data-class='{WATER}']")
+    page.click("[data-tool=rect]")
+    version = editor_state(page, "resultVersion")
+    drag(page, (60, 4), (100, 18))  # a layout edit first: it must survive the task switches
+    layout = target(page)
+    version = wait_for_result(page, version)
+    page.click("[data-task=remove]")
+    version = wait_for_result(page, version)  # an empty mask shows the photo
+    assert not page.is_visible("#palette") and page.is_disabled("[data-tool=move]")
+    assert (target(page) == 0).all() and "what to remove" in page.text_content("#status")
+    photo = result_pixels(page)
+    ys, xs = np.nonzero(labels.ids == MOUNTAIN)
+    x, y = int(np.median(xs)), int(np.median(ys))
+    page.click("[data-tool=fill]")
+    page.mouse.click(*at(page, x, y))  # Fill: the whole mountain region under the click
+    mask = target(page).astype(bool)
+    assert mask[y, x] and mask.sum() > 200 and (labels.ids[mask] == MOUNTAIN).all()
+    version = wait_for_result(page, version)
+    removed = result_pixels(page).astype(int)
+    assert np.abs(removed - photo)[mask].mean() > 10  # the mountain is gone
+    far = cv2.dilate(mask.astype(np.uint8), np.ones((7, 7), np.uint8)) == 0  # 3 px off it
+    assert np.abs(removed - photo)[far].max() <= 1
+    with page.expect_download() as info:
+        page.click("button.download[data-kind=target]")
+    assert info.value.suggested_filename == "lake_removed_target.png"
+    page.click("#undo")  # undo acts on the mask, not the layout
+    assert (target(page) == 0).all()
+    page.click("[data-task=layout]")
+    np.testing.assert_array_equal(target(page), layout)
+    page.click("[data-task=remove]")
+    assert (target(page) == 0).all()
+    page.click("#redo")
+    np.testing.assert_array_equal(target(page).astype(bool), mask)
+
+
+def test_sketch_task_starts_from_the_photos_lines(page):
+    page.click("[data-task=sketch]")
+    page.wait_for_function("() => window.semiaEditor.state.task === 'sketch'")
+    version = wait_for_result(page, 0)
+    lines = target(page)
+    assert set(np.unique(lines)) == {0, 1} and 0.01 < lines.mean() < 0.2
+    assert page.is_disabled("[data-tool=rect]") and page.is_disabled("[data-tool=fill]")
+    assert page.is_disabled("#method-gan")
+    before = result_pixels(page)
+    page.click("[data-tool=brush]")
+    assert editor_state(page, "size") == 2  # thin lines by default in this task
+    drag(page, (10, 40), (110, 40))  # a new horizontal line across the photo
+    drawn = target(page)
+    assert drawn[39:42, 12:108].any(0).all() and (drawn[lines == 1] == 1).all()
+    version = wait_for_result(page, version)
+    after = result_pixels(page)
+    assert np.abs(after.astype(int) - before).mean() > 1
+    page.click("[data-tool=eraser]")
+    page.fill("#brush-size", "6")
+    page.dispatch_event("#brush-size", "input")
+    drag(page, (10, 40), (110, 40))
+    assert not target(page)[39:42, 14:106].any()
+    version = wait_for_result(page, version)
+    page.check("#sketch-layout")  # labels + edges
+    wait_for_result(page, version)
+    assert editor_state(page, "sketchWithLayout") is True
+    page.click("#reset")
+    np.testing.assert_array_equal(target(page), lines)

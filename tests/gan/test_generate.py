@@ -32,6 +32,11 @@ def _scene(h: int = 32, w: int = 40) -> tuple[np.ndarray, np.ndarray]:
     return image.astype(np.float32), labels
 
 
+def _plain(**settings) -> GenerateConfig:
+    """Generation settings without the colour anchor and the copy-keeping (tested apart)."""
+    return GenerateConfig(**{"anchor_sigma": 0.0, "keep_copied": False, **settings})
+
+
 def _model(generate: GenerateConfig) -> SemIA:
     image, labels = _scene()
     config = TrainConfig(
@@ -57,21 +62,22 @@ def _far_from(changed: np.ndarray, margin: int) -> np.ndarray:
 
 def test_generate_config_defaults_and_validation():
     assert TrainConfig().generate == GenerateConfig(
-        init="analogy", composite_margin=0, refine_band=-1
+        init="analogy", anchor_sigma=4.0, keep_copied=True, composite_margin=-1, refine_band=-1
     )
-    assert TrainConfig.original().generate == GenerateConfig(
-        init="fill", composite_margin=-1, refine_band=-1
-    )
+    assert TrainConfig.original().generate.init == "fill"  # G alone: nothing to anchor to
+    assert TrainConfig.original().generate.composite_margin == -1
     with pytest.raises(ConfigError, match="init"):
         GenerateConfig(init="blocks")
     with pytest.raises(ConfigError, match="composite_margin"):
         GenerateConfig(composite_margin=-2)
+    with pytest.raises(ConfigError, match="anchor_sigma"):
+        GenerateConfig(anchor_sigma=-1.0)
     config = TrainConfig.from_dict({"generate": {"composite_margin": 3}})
-    assert config.generate == GenerateConfig(init="analogy", composite_margin=3, refine_band=-1)
+    assert config.generate == replace(GenerateConfig(), composite_margin=3)
 
 
 def test_compositing_keeps_the_source_far_from_every_change():
-    model = _model(GenerateConfig(init="analogy", composite_margin=3))
+    model = _model(_plain(init="analogy", composite_margin=3))
     target = _edit(model.source_labels)
     out = model.generate(target)
     far = _far_from(target != model.source_labels, 3)
@@ -79,20 +85,20 @@ def test_compositing_keeps_the_source_far_from_every_change():
     np.testing.assert_allclose(out[far], model.source_image[far], atol=1e-6)
     assert np.abs(out[~far] - model.source_image[~far]).mean() > 0.02  # the edit is made
     # without compositing the (untrained) generator re-renders the unchanged pixels
-    plain = _model(GenerateConfig(init="analogy", composite_margin=-1)).generate(target)
+    plain = _model(_plain(init="analogy", composite_margin=-1)).generate(target)
     assert np.abs(plain[far] - model.source_image[far]).mean() > 0.02
     np.testing.assert_array_equal(plain[~far], out[~far])
 
 
 def test_compositing_is_off_for_another_size():
-    model = _model(GenerateConfig(init="fill", composite_margin=0))
+    model = _model(_plain(init="fill", composite_margin=0))
     target = _edit(model.source_labels)[:, :36]
-    plain = _model(GenerateConfig(init="fill", composite_margin=-1)).generate(target)
+    plain = _model(_plain(init="fill", composite_margin=-1)).generate(target)
     np.testing.assert_array_equal(model.generate(target), plain)
 
 
 def test_refine_feeds_the_analogy_into_the_changed_region():
-    model = _model(GenerateConfig(init="analogy", composite_margin=-1))
+    model = _model(_plain(init="analogy", composite_margin=-1))
     image, labels = model.source_image, model.source_labels
     target = _edit(labels)
     made = analogy(image, model.labels, target, seed=0)
@@ -117,8 +123,8 @@ def test_refine_feeds_the_analogy_into_the_changed_region():
 def test_refine_keeps_the_identity_of_an_unchanged_layout():
     image, labels = _scene()
     for margin in (-1, 4):
-        refine = _model(GenerateConfig(init="analogy", composite_margin=margin))
-        fill = _model(GenerateConfig(init="fill", composite_margin=margin))
+        refine = _model(_plain(init="analogy", composite_margin=margin))
+        fill = _model(_plain(init="fill", composite_margin=margin))
         # nothing changes: the init is not used, the output is G's reconstruction ...
         np.testing.assert_allclose(refine.generate(labels), fill.generate(labels), atol=1e-6)
     # ... and with compositing the source itself
@@ -137,16 +143,16 @@ def test_refine_identity_after_training(tmp_path):
         checkpoint_every=0,
         preview_every=0,
         generator=GeneratorConfig(base_channels=8, label_channels=8, max_label_channels=16),
-        generate=GenerateConfig(init="analogy", composite_margin=-1),
+        generate=_plain(init="analogy", composite_margin=-1),
     )
     model = SemIA.train(image, labels, tmp_path, small, seed=0)
     error = np.abs(model.generate(labels) - image).mean()
-    untrained = np.abs(_model(GenerateConfig(composite_margin=-1)).generate(labels) - image).mean()
+    untrained = np.abs(_model(_plain(composite_margin=-1)).generate(labels) - image).mean()
     assert error < 0.5 * untrained and error < 0.08, (error, untrained)
 
 
 def test_generate_rejects_an_init_of_another_size():
-    model = _model(GenerateConfig(init="analogy", composite_margin=-1))
+    model = _model(_plain(init="analogy", composite_margin=-1))
     target = _edit(model.source_labels)
     with pytest.raises(ValueError, match="init must have the target's size"):
         model.generate(target, init=np.zeros((10, 10, 3), np.float32))
@@ -160,7 +166,7 @@ def test_generate_rejects_an_init_of_another_size():
 
 
 def test_model_file_stores_the_generate_settings(tmp_path):
-    settings = GenerateConfig(init="fill", composite_margin=5)
+    settings = GenerateConfig(init="fill", composite_margin=5, anchor_sigma=2.0)
     model = _model(settings)
     model.save(tmp_path)
     assert SemIA.load(tmp_path).config.generate == settings
@@ -177,13 +183,57 @@ def test_model_file_stores_the_generate_settings(tmp_path):
 
 
 def test_refine_band_keeps_the_analogy_deep_inside_the_change():
-    model = _model(GenerateConfig(init="analogy", composite_margin=-1, refine_band=1))
+    model = _model(_plain(init="analogy", composite_margin=-1, refine_band=1))
     target = _edit(model.source_labels)
     made = analogy(model.source_image, model.labels, target, seed=0)
     out = model.generate(target, init=made)
     inside = _far_from(target == model.source_labels, 1)  # the 4x4 core of the 6x6 square
     assert inside.sum() == 16
     np.testing.assert_allclose(out[inside], made[inside], atol=1e-6)
-    plain = _model(GenerateConfig(init="analogy", composite_margin=-1)).generate(target, init=made)
+    plain = _model(_plain(init="analogy", composite_margin=-1)).generate(target, init=made)
     np.testing.assert_array_equal(out[~inside], plain[~inside])
     assert np.abs(plain[inside] - made[inside]).mean() > 0.02  # G alone changes the core
+
+
+def _blur(x: np.ndarray, sigma: float) -> np.ndarray:
+    from semia.ops import gaussian_blur
+
+    t = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
+    return gaussian_blur(t, sigma)[0].numpy().transpose(1, 2, 0)
+
+
+def test_anchor_takes_the_colours_from_the_analogy_and_the_detail_from_g():
+    """An untrained G drifts in colour; anchored, its coarse part is the analogy's, its fine
+    part its own."""
+    target = _edit(_scene()[1])
+    plain_model = _model(_plain(init="analogy"))
+    made = analogy(plain_model.source_image, plain_model.labels, target, seed=0)
+    plain = plain_model.generate(target, init=made)
+    anchored = _model(_plain(init="analogy", anchor_sigma=4.0)).generate(target, init=made)
+    sigma = 4.0 * max(target.shape) / 256
+    drift_plain = np.abs(_blur(plain - made, 2 * sigma)).mean()
+    drift_anchored = np.abs(_blur(anchored - made, 2 * sigma)).mean()
+    assert drift_plain > 0.03 and drift_anchored < 0.25 * drift_plain, (drift_plain, drift_anchored)
+    # the finest detail is still G's: anchored and plain differ only by a smooth field
+    detail = (anchored - plain) - _blur(anchored - plain, 1.0)
+    assert np.abs(detail).mean() < 0.2 * np.abs(plain - made).mean()
+
+
+def test_keep_copied_outputs_the_source_where_the_analogy_copied_it():
+    model = _model(_plain(init="analogy", keep_copied=True))
+    image = model.source_image
+    target = _edit(model.source_labels)
+    made = analogy(image, model.labels, target, seed=0)
+    copied = np.abs(made - image).max(2) < 0.5 / 255
+    assert 0.3 < copied.mean() < 1.0
+    out = model.generate(target, init=made)
+    np.testing.assert_allclose(out[copied], image[copied], atol=1e-6)
+    plain = _model(_plain(init="analogy")).generate(target, init=made)
+    np.testing.assert_array_equal(out[~copied], plain[~copied])
+    assert np.abs(plain[copied] - image[copied]).mean() > 0.02  # an untrained G alone does not
+    # a target of another size has no pixel of the source's in place: nothing is kept
+    small = target[:, :36]
+    made = analogy(image, model.labels, small, seed=0)
+    np.testing.assert_array_equal(
+        model.generate(small, init=made), _model(_plain(init="analogy")).generate(small, init=made)
+    )

@@ -68,6 +68,14 @@ def _grow(mask: np.ndarray, pixels: int) -> np.ndarray:
     return cv2.dilate(mask.astype(np.uint8), kernel) > 0
 
 
+def grow_mask(mask: np.ndarray, pixels: int | None = None) -> np.ndarray:
+    """A removal mask (H, W) bool grown by `pixels` (default: 2 per 256 px of the photo's
+    longest side), so an object's soft, anti-aliased rim goes with it."""
+    if pixels is None:
+        pixels = max(1, round(2 * max(mask.shape) / 256))
+    return _grow(mask, pixels)
+
+
 def check_mask(mask: np.ndarray, size: tuple[int, int], what: str = "mask") -> np.ndarray:
     """Validate a removal mask against the photo size; (H, W) bool.
 
@@ -120,9 +128,7 @@ def read_mask(path: str | Path, size: tuple[int, int], grow: int | None = None) 
     check_aspect(value.shape, size, f"mask {path}")
     value = cv2.resize(value, (size[1], size[0]), interpolation=cv2.INTER_AREA)
     mask = check_mask(value > 0.5, size, f"mask {path}")
-    if grow is None:
-        grow = max(1, round(2 * max(size) / 256))
-    return check_mask(_grow(mask, grow), size, f"mask {path}")
+    return check_mask(grow_mask(mask, grow), size, f"mask {path}")
 
 
 def parse_colour(text: str) -> tuple[int, int, int]:
@@ -163,11 +169,11 @@ def label_mask(
             f"--remove-label {_hex(colour)}: no class of the label map has this "
             f"colour (its colours: {shown})"
         )
-    mask = labels.ids == hits[0]
     size = labels.ids.shape
+    mask = check_mask(labels.ids == hits[0], size, "--remove-label")
     if grow is None:
         grow = max(1, round(4 * max(size) / 256))
-    return check_mask(_grow(check_mask(mask, size, "--remove-label"), grow), size, "--remove-label")
+    return check_mask(grow_mask(mask, grow), size, "--remove-label")
 
 
 # --- filling the label map --------------------------------------------------------------------

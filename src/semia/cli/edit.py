@@ -32,11 +32,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "edit",
         parents=[COMMON],
-        help="local web editor: paint a new layout and see the result",
+        help="local web editor: paint a new layout, remove objects, sketch; see the result",
         description="Start a local web editor: paint a new layout over a photo with the "
-        "colours of its label map and see the training-free result beside it (optionally "
-        "train the GAN in the background). Without --image it opens a packaged example. "
-        "Prints the address to open; Ctrl-C stops it.",
+        "colours of its label map, paint over an object to remove it, or redraw the photo's "
+        "lines as a sketch, and see the training-free result beside it (optionally train the "
+        "GAN in the background). Without --image it opens a packaged example. Prints the "
+        "address to open; Ctrl-C stops it.",
     )
     p.add_argument("--image", help="source photo (default: a packaged example)")
     p.add_argument("--label", help="label map of the source photo (with --image)")

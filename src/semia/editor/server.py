@@ -33,14 +33,38 @@ Sessions (one per browser tab; the id is a random token, and only its holder rea
                                           PNG (image/png; snapped to the palette) -> image/png.
                                           A newer request of the session supersedes an older one
                                           still waiting or running: that one answers 409.
+    POST   /api/sessions/{id}/remove?method=analogy|gan&seed=0
+                                          body: the removal mask, either H*W bytes (application/
+                                          octet-stream, nonzero = remove) or an image (image/png,
+                                          white = remove); grown by 2 px per 256 px as `semia
+                                          remove` grows it -> image/png, the photo without what
+                                          the mask covers (`semia.remove` with the session's
+                                          label map; the filled map: download/target?task=remove)
+    POST   /api/sessions/{id}/sketch?seed=0
+                                          body: the sketch, either H*W bytes (application/octet-
+                                          stream, nonzero = line) or an image (dark lines on
+                                          light, the photo's aspect ratio); or a multipart form
+                                          with file "sketch" (raw if named *.bin, else an image)
+                                          and optional file "target" (a layout as for /result,
+                                          raw ids if named *.bin) for labels + edges -> image/png,
+                                          the training-free result (the GAN answers 400: the
+                                          editor trains it on label maps only)
+    GET    /api/sessions/{id}/edges.png   the photo's sketch-style edge map (`semia.edges`):
+                                          dark lines on white, a start for a sketch
     POST   /api/sessions/{id}/train       start training the GAN (or reuse the cached model)
     GET    /api/sessions/{id}/train       {"state": none|running|done|cancelled|failed, "step",
                                           "total", "elapsed_s", "eta_s", "error"}
     DELETE /api/sessions/{id}/train       cancel training (a later start resumes it)
-    GET    /api/sessions/{id}/download/result?method=...   the last result (PNG attachment)
-    GET    /api/sessions/{id}/download/target              the last target layout (PNG, coded
-                                          like the source label map: colours, palette or ids)
-    GET    /api/sessions/{id}/download/sheet               photo | labels | target | results
+    GET    /api/sessions/{id}/download/result?task=...&method=...
+                                          the last result of a task (layout, remove or sketch;
+                                          default: the newest result's) as a PNG attachment
+    GET    /api/sessions/{id}/download/target?task=...
+                                          what it was made for: the target layout, or the
+                                          removal's filled label map (PNG coded like the source
+                                          label map: colours, palette or ids), or the sketch
+    GET    /api/sessions/{id}/download/sheet?task=...
+                                          photo | labels | target | results (or photo | mask |
+                                          filled labels | results; photo | edges | sketch | ...)
 
 Session JSON: {"session": id, "name", "width", "height", "kind", "classes": [{"id", "colour":
 "#rrggbb", "pixels", "value"}], "labels": base64 of the H*W uint8 class ids, "gan": train status}.
@@ -73,15 +97,19 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from semia.editor.config import EditorConfig
-from semia.editor.state import METHODS, Result, Session, SessionStore, UnknownSession
+from semia.editor.state import METHODS, TASKS, Result, Session, SessionStore, UnknownSession
 from semia.editor.training import Trainer
 from semia.editor.uploads import (
     Upload,
     encode_png,
     ids_from_bytes,
     ids_to_base64,
+    lines_from_bytes,
+    mask_from_bytes,
+    read_mask_upload,
     read_photo,
     read_scene,
+    read_sketch_upload,
     read_target_upload,
 )
 from semia.io import InputError, LabelMap, find_scenes, load_scene, to_uint8
@@ -228,6 +256,25 @@ class Editor:
             return target
         return ids_from_bytes(body, session.labels)
 
+    def mask_from_body(self, session: Session, body: bytes, media_type: str) -> np.ndarray:
+        """(H, W) bool removal mask from a request body: raw H * W bytes (nonzero = remove) or
+        an image (white = remove), grown as `semia remove` grows a mask file."""
+        from semia.apps.removal import grow_mask
+
+        size = session.labels.size
+        if media_type.startswith("image/"):
+            upload = Upload("mask", "mask.png", body)
+            return read_mask_upload(upload, size, self.config.max_pixels)
+        return grow_mask(mask_from_bytes(body, size))
+
+    def sketch_from_upload(self, session: Session, upload: Upload) -> np.ndarray:
+        """(H, W) float32 sketch (0 on lines, 1 on paper) from an upload: raw H * W bytes
+        (nonzero = line) for a file named *.bin, else an image of the photo's aspect ratio."""
+        size = session.labels.size
+        if upload.filename.endswith(".bin"):
+            return lines_from_bytes(upload.data, size)
+        return read_sketch_upload(upload, size, self.config.max_pixels)
+
     def _locked(self, work: Callable[[], Any], still_wanted: Callable[[], bool]) -> Any:
         """Run work() under the compute lock, giving up while waiting once it is unwanted."""
         while not self._compute.acquire(timeout=0.05):
@@ -240,51 +287,139 @@ class Editor:
         finally:
             self._compute.release()
 
-    def result(self, session: Session, target: np.ndarray, method: str, seed: int) -> bytes:
-        """The PNG of `method`'s result for a target layout (H, W) int64; the session's newest
-        request wins (older ones raise `Superseded`)."""
+    def _produce(
+        self,
+        session: Session,
+        task: str,
+        method: str,
+        seed: int,
+        inputs: dict[str, np.ndarray],
+        work: Callable[[Callable[..., None]], np.ndarray],
+    ) -> bytes:
+        """The PNG of a result, made by work(check) under the compute lock unless cached; the
+        session's newest request wins (older ones raise `Superseded`; work calls check() to
+        give up early). Recorded as the session's result of (task, method) when still newest.
+        """
         if method not in METHODS:
             raise InputError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-        digest = hashlib.sha256(np.ascontiguousarray(target, np.uint8).tobytes()).hexdigest()
-        seed = 0 if method == "gan" else seed  # the GAN is deterministic
+        h = hashlib.sha256()
+        for name in sorted(inputs):
+            h.update(name.encode())
+            h.update(np.ascontiguousarray(inputs[name]).tobytes())
+        digest = h.hexdigest()
+        key = (task, method, seed, digest)
         request = session.next_request()
         with session.lock:
-            cached = session.cache.get((method, seed, digest))
+            cached = session.cache.get(key)
         if cached is None:
 
             def check(done: int = 0, total: int = 0) -> None:
                 if not session.is_latest(request):
                     raise Superseded
 
-            def work() -> np.ndarray:
-                if method == "analogy":
-                    from semia import analogy
-
-                    return analogy(
-                        session.image,
-                        session.labels,
-                        target,
-                        seed=seed,
-                        device=self.device,
-                        progress=check,
-                    )
-                model = self.trainer.model(session.key)
-                if model is None:
-                    raise InputError("no GAN is trained for this photo yet: press Train GAN first")
-                return model.generate(target)
-
-            image = self._locked(work, lambda: session.is_latest(request))
+            image = self._locked(lambda: work(check), lambda: session.is_latest(request))
             cached = (to_uint8(image), encode_png(image))
         with session.lock:
-            session.cache[(method, seed, digest)] = cached
-            session.cache.move_to_end((method, seed, digest))
+            session.cache[key] = cached
+            session.cache.move_to_end(key)
             while len(session.cache) > _RESULTS_KEPT:
                 session.cache.popitem(last=False)
             if session.is_latest(request):
-                session.target = target
-                session.results[method] = Result(digest, cached[0], seed)
-                session.last_method = method
+                session.inputs[task] = inputs
+                session.results[(task, method)] = Result(digest, cached[0], seed)
+                session.last = (task, method)
         return cached[1]
+
+    def _model(self, session: Session):
+        model = self.trainer.model(session.key)
+        if model is None:
+            raise InputError("no GAN is trained for this photo yet: press Train GAN first")
+        return model
+
+    def result(self, session: Session, target: np.ndarray, method: str, seed: int) -> bytes:
+        """The PNG of `method`'s result for a target layout (H, W) int64."""
+        seed = 0 if method == "gan" else seed  # the GAN is deterministic
+
+        def work(check: Callable[..., None]) -> np.ndarray:
+            if method == "gan":
+                return self._model(session).generate(target)
+            from semia import analogy
+
+            return analogy(
+                session.image, session.labels, target, seed=seed, device=self.device, progress=check
+            )
+
+        return self._produce(session, "layout", method, seed, {"layout": target}, work)
+
+    def removal(self, session: Session, mask: np.ndarray, method: str, seed: int) -> bytes:
+        """The PNG of the photo with what the mask (H, W) bool covers removed (`semia.remove`);
+        the mask is used as given (callers grow a painted one, as `grow_mask` does)."""
+        from semia.apps.removal import check_mask, fill_labels, remove
+
+        mask = check_mask(mask, session.labels.size)
+        seed = 0 if method == "gan" else seed
+
+        def work(check: Callable[..., None]) -> np.ndarray:
+            model = self._model(session) if method == "gan" else None
+            return remove(
+                session.image,
+                mask,
+                session.labels,
+                method=method,
+                model=model,
+                seed=seed,
+                device=self.device,
+            )
+
+        filled = fill_labels(session.labels.ids, mask)
+        inputs = {"mask": mask, "filled": filled}
+        return self._produce(session, "remove", method, seed, inputs, work)
+
+    def sketch(
+        self,
+        session: Session,
+        sketch: np.ndarray,
+        target: np.ndarray | None,
+        method: str,
+        seed: int,
+    ) -> bytes:
+        """The PNG of the photo in the layout of a sketch (H, W) float32 (0 on lines, 1 on
+        paper), and of a target layout (H, W) int64 too when given (labels + edges)."""
+        if method == "gan":
+            raise InputError(
+                "the editor's GAN is trained on label maps only: use the training-free method "
+                "for sketches, or train with `semia train --condition labels+edges`"
+            )
+        edges = self.photo_edges(session)
+
+        def work(check: Callable[..., None]) -> np.ndarray:
+            from semia import analogy
+
+            labels = None if target is None else session.labels
+            return analogy(
+                session.image,
+                labels,
+                target,
+                sketch=sketch,
+                source_sketch=edges,
+                seed=seed,
+                device=self.device,
+                progress=check,
+            )
+
+        inputs = {"sketch": sketch}
+        if target is not None:
+            inputs["layout"] = target
+        return self._produce(session, "sketch", method, seed, inputs, work)
+
+    def photo_edges(self, session: Session) -> np.ndarray:
+        """The photo's sketch-style edge map (`semia.edges`), made once per session:
+        (H, W) float32, 1 on the lines."""
+        if session.edges is None:
+            from semia.apps.edges import edges
+
+            session.edges = edges(session.image)
+        return session.edges
 
     def stateless_analogy(self, photo: Upload, label: Upload, target: Upload, seed: int) -> bytes:
         image, labels = read_scene(photo, label, self.config.max_size, self.config.max_pixels)
@@ -297,21 +432,29 @@ class Editor:
 
         return encode_png(self._locked(work, lambda: True))
 
-    def download(self, session: Session, kind: str, method: str | None) -> tuple[bytes, str]:
-        """(PNG bytes, file name) of the last result, target or side-by-side sheet."""
-        if session.target is None:
-            raise InputError("nothing to download yet: no result was made in this session")
-        name = session.name
+    def download(
+        self, session: Session, kind: str, method: str | None, task: str | None = None
+    ) -> tuple[bytes, str]:
+        """(PNG bytes, file name) of the last result, target or side-by-side sheet of a task
+        (default: the task of the newest result)."""
+        task = task or session.last[0]
+        if task not in TASKS:
+            raise InputError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+        made = [m for (t, m) in session.results if t == task]
+        if not made:
+            raise InputError(f"nothing to download yet: no {task} result was made in this session")
+        name = f"{session.name}_removed" if task == "remove" else session.name
+        name = f"{name}_sketch" if task == "sketch" else name
         if kind == "target":
-            return _target_png(session.labels, session.target), f"{name}_target.png"
+            return _target_png(session, task), f"{name}_target.png"
         if kind == "result":
-            method = method or session.last_method
-            result = session.results.get(method)
+            method = method or (session.last[1] if session.last[0] == task else made[-1])
+            result = session.results.get((task, method))
             if result is None:
-                raise InputError(f"no {method} result yet in this session")
+                raise InputError(f"no {method} {task} result yet in this session")
             return encode_png(result.image), f"{name}_{method}.png"
         if kind == "sheet":
-            return encode_png(_sheet(session)), f"{name}_sheet.png"
+            return encode_png(_sheet(session, task)), f"{name}_sheet.png"
         raise InputError(f"download must be result, target or sheet, got {kind!r}")
 
     def session_json(self, session: Session) -> dict[str, Any]:
@@ -340,9 +483,14 @@ class Editor:
         }
 
 
-def _target_png(labels: LabelMap, ids: np.ndarray) -> bytes:
-    """A target layout coded like the source label map, so semia reads it back against it:
-    colours for colour maps, palette indices for palette PNGs, gray values for id maps."""
+def _target_png(session: Session, task: str) -> bytes:
+    """What a task's result was made for, as a file semia reads back: the target layout, or
+    the removal's filled label map (both coded like the source label map: colours, palette
+    indices or gray ids), or the sketch (dark lines on white)."""
+    if task == "sketch":
+        return encode_png(np.repeat(session.inputs["sketch"]["sketch"][..., None], 3, 2))
+    ids = session.inputs[task]["layout" if task == "layout" else "filled"]
+    labels = session.labels
     buffer = io.BytesIO()
     if labels.kind == "colour" or labels.values is None:
         Image.fromarray(labels.palette[ids]).save(buffer, format="PNG")
@@ -360,20 +508,32 @@ def _target_png(labels: LabelMap, ids: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _sheet(session: Session) -> np.ndarray:
-    """photo | source labels | target labels | result(s) for that target, with titles."""
+def _sheet(session: Session, task: str) -> np.ndarray:
+    """A side-by-side sheet of a task's inputs and its results for them, with titles:
+    photo | label map | target | results; photo | mask | filled labels | results; or
+    photo | photo's edges | sketch (| target) | results."""
     palette = session.labels.palette
-    digest = hashlib.sha256(np.ascontiguousarray(session.target, np.uint8).tobytes()).hexdigest()
-    cells = [
-        ("photo", to_uint8(session.image)),
-        ("label map", palette[session.labels.ids]),
-        ("target", palette[session.target]),
-    ]
+    photo = to_uint8(session.image)
+    inputs = session.inputs[task]
+    cells = [("photo", photo)]
+    if task == "layout":
+        cells += [("label map", palette[session.labels.ids])]
+        cells += [("target", palette[inputs["layout"]])]
+    elif task == "remove":
+        mask = inputs["mask"][..., None]
+        shaded = np.where(mask, (0.5 * photo + [127, 0, 0]).astype(np.uint8), photo)
+        cells += [("mask", shaded), ("filled labels", palette[inputs["filled"]])]
+    else:
+        edges = session.edges if session.edges is not None else np.zeros(photo.shape[:2])
+        cells += [("photo's edges", to_uint8(np.repeat(1.0 - edges[..., None], 3, 2)))]
+        cells += [("sketch", to_uint8(np.repeat(inputs["sketch"][..., None], 3, 2)))]
+        if "layout" in inputs:
+            cells += [("target", palette[inputs["layout"]])]
+    latest = session.results.get(session.last) if session.last[0] == task else None
     for method in METHODS:
-        result = session.results.get(method)
-        if result is not None and result.target_digest == digest:
-            title = "training-free" if method == "analogy" else "GAN"
-            cells.append((title, result.image))
+        result = session.results.get((task, method))
+        if result is not None and (latest is None or result.digest == latest.digest):
+            cells.append(("training-free" if method == "analogy" else "GAN", result.image))
     height, width = cells[0][1].shape[:2]
     scale = max(1, -(-160 // height))  # small scenes scaled up (nearest) to >= 160 px
     pad, header = 6, 16
@@ -635,6 +795,42 @@ def create_app(editor: Editor, host: str = "127.0.0.1") -> FastAPI:
         data = await run_in_threadpool(editor.result, session, target, method, seed)
         return png(data)
 
+    @app.post("/api/sessions/{token}/remove")
+    async def remove(
+        token: str, request: Request, method: str = "analogy", seed: int = 0
+    ) -> Response:
+        session = editor.sessions.get(token)
+        body = await request.body()
+        media_type = request.headers.get("content-type", "application/octet-stream")
+        mask = await run_in_threadpool(editor.mask_from_body, session, body, media_type)
+        return png(await run_in_threadpool(editor.removal, session, mask, method, seed))
+
+    @app.post("/api/sessions/{token}/sketch")
+    async def sketch(
+        token: str, request: Request, method: str = "analogy", seed: int = 0
+    ) -> Response:
+        session = editor.sessions.get(token)
+        media_type = request.headers.get("content-type", "application/octet-stream")
+        target = None
+        if media_type.startswith("multipart/"):
+            (upload,), form = await form_uploads(request, ("sketch",))
+            item = form.get("target")
+            if item is not None and not isinstance(item, str):
+                data = await item.read(editor.config.max_upload_bytes + 1)
+                kind = "application/octet-stream" if item.filename.endswith(".bin") else "image/"
+                target = await run_in_threadpool(editor.target_from_body, session, data, kind)
+        else:
+            name = "sketch.png" if media_type.startswith("image/") else "sketch.bin"
+            upload = Upload("sketch", name, await request.body())
+        lines = await run_in_threadpool(editor.sketch_from_upload, session, upload)
+        return png(await run_in_threadpool(editor.sketch, session, lines, target, method, seed))
+
+    @app.get("/api/sessions/{token}/edges.png")
+    async def edges(token: str) -> Response:
+        session = editor.sessions.get(token)
+        lines = await run_in_threadpool(editor.photo_edges, session)
+        return png(encode_png(np.repeat(1.0 - lines[..., None], 3, 2)))
+
     @app.post("/api/sessions/{token}/train")
     async def train(token: str) -> dict:
         session = editor.sessions.get(token)
@@ -652,9 +848,11 @@ def create_app(editor: Editor, host: str = "127.0.0.1") -> FastAPI:
         return await run_in_threadpool(editor.trainer.cancel, session.key)
 
     @app.get("/api/sessions/{token}/download/{kind}")
-    async def download(token: str, kind: str, method: str | None = None) -> Response:
+    async def download(
+        token: str, kind: str, method: str | None = None, task: str | None = None
+    ) -> Response:
         session = editor.sessions.get(token)
-        data, filename = await run_in_threadpool(editor.download, session, kind, method)
+        data, filename = await run_in_threadpool(editor.download, session, kind, method, task)
         return png(data, filename)
 
     app.add_middleware(_BodyLimit, max_bytes=editor.config.max_upload_bytes)

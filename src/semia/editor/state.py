@@ -19,6 +19,7 @@ import numpy as np
 from semia.io import LabelMap, to_uint8
 
 METHODS = ("analogy", "gan")  # how a result is made: training-free patch synthesis or the GAN
+TASKS = ("layout", "remove", "sketch")  # what for: a new layout, an object removed, a sketch
 
 
 def photo_key(image: np.ndarray, labels: LabelMap) -> str:
@@ -32,9 +33,9 @@ def photo_key(image: np.ndarray, labels: LabelMap) -> str:
 
 @dataclass
 class Result:
-    """The last result of one method: the target it was made for and the image."""
+    """The last result of one task and method: a digest of its inputs and the image."""
 
-    target_digest: str
+    digest: str
     image: np.ndarray  # (H, W, 3) uint8
     seed: int
 
@@ -49,10 +50,15 @@ class Session:
         image: (H, W, 3) float32 in [0, 1], the photo at the editor's size.
         labels: its `LabelMap` (ids (H, W) in 0..K-1, palette (K, 3) uint8).
         key: content hash of image and labels (names the cached GAN).
-        target: (H, W) int64, the last target layout a result was asked for.
-        results: the last result of each method.
-        cache: recent results, (method, seed, target digest) -> ((H, W, 3) uint8, PNG bytes).
+        inputs: per task, what its newest result was made from, by name: "layout" the target
+            ids (H, W) int64; "mask" (H, W) bool and "filled", the label map with the masked
+            part filled (task "remove"); "sketch" (H, W) float32, 0 on lines and 1 elsewhere,
+            with "layout" when the sketch came with a target layout (task "sketch").
+        results: the last result of each (task, method).
+        last: the (task, method) of the newest result.
+        cache: recent results, (task, method, seed, input digest) -> ((H, W, 3) uint8, PNG).
         latest: number of the newest result request; an older one still running gives up.
+        edges: the photo's sketch-style edge map (H, W) float32 {0, 1}, made on first use.
     """
 
     token: str
@@ -60,11 +66,12 @@ class Session:
     image: np.ndarray
     labels: LabelMap
     key: str
-    target: np.ndarray | None = None
-    results: dict[str, Result] = field(default_factory=dict)
-    cache: OrderedDict = field(default_factory=OrderedDict)  # (method, seed, digest) -> result
+    inputs: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    results: dict[tuple[str, str], Result] = field(default_factory=dict)
+    last: tuple[str, str] = ("layout", "analogy")
+    cache: OrderedDict = field(default_factory=OrderedDict)
     latest: int = 0
-    last_method: str = "analogy"
+    edges: np.ndarray | None = None
     used: float = field(default_factory=time.monotonic)
     lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -145,6 +145,54 @@ def ids_from_bytes(data: bytes, labels: LabelMap) -> np.ndarray:
     return ids
 
 
+def mask_from_bytes(data: bytes, size: tuple[int, int]) -> np.ndarray:
+    """A removal mask sent as raw bytes: H * W bytes, row-major, nonzero = remove.
+
+    Returns:
+        (H, W) bool, not yet grown.
+    """
+    return _plane(data, size, "mask", "nonzero = remove") > 0
+
+
+def lines_from_bytes(data: bytes, size: tuple[int, int]) -> np.ndarray:
+    """A sketch sent as raw bytes: H * W bytes, row-major, nonzero = a line pixel.
+
+    Returns:
+        (H, W) float32 sketch image in [0, 1]: dark (0) lines on white (1) paper.
+    """
+    return np.where(_plane(data, size, "sketch", "nonzero = line") > 0, 0.0, 1.0).astype(np.float32)
+
+
+def _plane(data: bytes, size: tuple[int, int], what: str, meaning: str) -> np.ndarray:
+    height, width = size
+    if len(data) != height * width:
+        raise InputError(
+            f"{what}: expected {height}x{width} = {height * width} bytes (uint8, row-major, "
+            f"{meaning}), got {len(data)} bytes"
+        )
+    return np.frombuffer(data, dtype=np.uint8).reshape(height, width)
+
+
+def read_mask_upload(mask: Upload, size: tuple[int, int], max_pixels: int) -> np.ndarray:
+    """Decode an uploaded mask image (white = remove; any mode; the photo's aspect ratio) at
+    the photo's (H, W), grown like `semia remove` grows it: (H, W) bool."""
+    from semia.apps.removal import read_mask
+
+    with _Spooled([mask], max_pixels) as (path,):
+        return read_mask(path, size)
+
+
+def read_sketch_upload(sketch: Upload, size: tuple[int, int], max_pixels: int) -> np.ndarray:
+    """Decode an uploaded sketch image (dark lines on light paper, or light on dark; the
+    photo's aspect ratio, any size) into its lines at the photo's (H, W), as a sketch image:
+    (H, W) float32, 0 on the lines and 1 elsewhere."""
+    from semia.apps.sketch import sketch_edges
+
+    with _Spooled([sketch], max_pixels) as (path,):
+        lines = sketch_edges(read_image(path), size, sketch.describe())
+    return 1.0 - lines
+
+
 def ids_to_base64(ids: np.ndarray) -> str:
     """(H, W) ids in 0..255 -> base64 of the row-major uint8 bytes."""
     return base64.b64encode(np.ascontiguousarray(ids, dtype=np.uint8).tobytes()).decode("ascii")

@@ -30,6 +30,9 @@ from semia.gan.networks.fill import changed_mask
 from semia.gan.tensors import image_to_tensor, one_hot, tensor_to_image
 from semia.io import LabelMap, as_ids, as_image
 from semia.io.palette import default_palette
+from semia.ops import gaussian_blur
+
+_COPIED = 1.0 / 255  # init "analogy": a pixel this close to the source's (in [-1, 1]) is a copy
 
 
 class SemIA:
@@ -202,11 +205,14 @@ class SemIA:
 
         `config.generate` says how: with init "analogy" (the default) G refines the
         training-free result (`semia.analogy`) where the labels change instead of starting from
-        its block fill; with composite_margin m >= 0 the output keeps the source's own pixels
-        farther than m pixels from every changed pixel (only when the target has the source's
-        size); with refine_band b >= 0 G's output is kept only within b pixels of the changed
-        region's border and the analogy's own pixels deeper inside. `TrainConfig.original()`
-        models use G alone, as published. Models conditioned on edges use G alone too.
+        its block fill; with anchor_sigma s > 0 the output keeps G's detail finer than s and
+        the analogy's coarser structure (G's colours cannot drift); with keep_copied the
+        source's own pixels stay where the analogy copied them in place; with composite_margin
+        m >= 0 the output keeps the source's own pixels farther than m pixels from every
+        changed pixel (both only when the target has the source's size); with refine_band
+        b >= 0 G's output is kept only within b pixels of the changed region's border and the
+        analogy's own pixels deeper inside. `TrainConfig.original()` models use G alone, as
+        published. Models conditioned on edges use G alone too.
 
         Args:
             target: a `LabelMap` read against the model's source (`read_target`) or (H2, W2)
@@ -261,11 +267,18 @@ class SemIA:
         out = self.generator(image, source, condition, start)  # (1,3,H2,W2)
         if self.condition == "labels":
             wanted = one_hot(ids, self.num_classes)  # (1,K,H2,W2)
+            same_size = target.shape == self.source_labels.shape
+            if start is not None and settings.anchor_sigma > 0:
+                sigma = settings.anchor_sigma * max(target.shape) / 256.0
+                out = out + gaussian_blur(start - out, sigma)  # init's coarse part, G's detail
+            if start is not None and settings.keep_copied and same_size:
+                copied = (start - image).abs().amax(1, keepdim=True) < _COPIED  # (1,1,H,W)
+                out = torch.where(copied, image, out)
             if start is not None and settings.refine_band >= 0:
                 out = _keep_inside(
                     out, start, source, wanted, image.shape[-2:], settings.refine_band
                 )
-            if settings.composite_margin >= 0 and target.shape == self.source_labels.shape:
+            if settings.composite_margin >= 0 and same_size:
                 near = changed_mask(source, wanted, settings.composite_margin)  # (1,1,H,W)
                 out = image * (1.0 - near) + out * near
         return tensor_to_image(out)

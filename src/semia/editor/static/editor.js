@@ -16,8 +16,13 @@
     width: 0,
     height: 0,
     palette: [], // [[r, g, b]] per class id
-    source: null, // Uint8Array (H * W): the photo's own labels
-    target: null, // Uint8Array (H * W): the layout being edited
+    source: null, // Uint8Array (H * W): what the eraser restores (the photo's own labels)
+    start: null, // Uint8Array (H * W): what Reset restores
+    target: null, // Uint8Array (H * W): the layer being edited (a layout, a mask or a sketch)
+    task: "layout", // what the result is: "layout" (a new layout), "remove", "sketch"
+    layers: {}, // the layers of the tasks not shown now: task -> {target, source, start, undo, redo, size}
+    labels: null, // Uint8Array (H * W): the photo's own labels (every task draws over them)
+    sketchWithLayout: false, // sketch task: send the layout too (labels + edges)
     photo: null, // Uint8ClampedArray (H * W * 4): the photo's pixels
     tool: "brush",
     cls: 0,
@@ -35,7 +40,7 @@
     lastLatency: null, // seconds from request to shown result
     ganTimer: null,
     frame: null, // the last rendered ImageData
-    mode: "edit", // "edit": a layout for a photo with labels; "scribble": strokes to label it
+    mode: "edit", // "edit": a photo with labels, its tasks; "scribble": strokes to label it
     maxSize: 256, // the server's photo size (longest side)
     scribblePalette: [], // stroke colours of scribble mode
     scribbleFile: null, // the photo being scribbled on
@@ -93,10 +98,15 @@
     state.width = json.width;
     state.height = json.height;
     state.palette = json.classes.map((c) => hexToRgb(c.colour));
-    state.source = decodeIds(json.labels);
-    state.target = state.source.slice();
+    state.labels = decodeIds(json.labels);
+    state.source = state.labels;
+    state.start = state.labels;
+    state.target = state.labels.slice();
     state.undo = [];
     state.redo = [];
+    state.task = "layout";
+    state.layers = {};
+    showTask();
     state.cls = Math.min(state.cls, state.palette.length - 1);
     canvas.width = json.width;
     canvas.height = json.height;
@@ -153,6 +163,69 @@
   function setMode(mode) {
     state.mode = mode;
     document.body.dataset.mode = mode;
+    showTask();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // tasks: each edits its own layer with the same tools; switching keeps every layer and history
+
+  const TASK_TOOLS = {
+    layout: ["brush", "rect", "fill", "eraser", "move", "copy"],
+    remove: ["brush", "rect", "fill", "eraser"], // fill: mark the whole region under the click
+    sketch: ["brush", "eraser"],
+  };
+
+  async function newLayer(task) {
+    const n = state.width * state.height;
+    if (task === "layout") return { source: state.labels, start: state.labels, size: 8 };
+    if (task === "remove") return { source: new Uint8Array(n), start: new Uint8Array(n), size: 8 };
+    // sketch: starts from the photo's own edge map, which the user redraws
+    const response = await fetch(`/api/sessions/${state.session.session}/edges.png`);
+    if (!response.ok) throw new Error(await errorText(response));
+    const bitmap = await createImageBitmap(await response.blob());
+    const off = document.createElement("canvas");
+    off.width = state.width;
+    off.height = state.height;
+    const octx = off.getContext("2d");
+    octx.drawImage(bitmap, 0, 0);
+    const rgba = octx.getImageData(0, 0, state.width, state.height).data;
+    const lines = new Uint8Array(n);
+    for (let i = 0; i < n; i++) lines[i] = rgba[4 * i] < 128 ? 1 : 0;
+    return { source: new Uint8Array(n), start: lines, size: 2 };
+  }
+
+  async function setTask(task) {
+    if (task === state.task || state.mode !== "edit") return;
+    const layer = state.layers[task] || (await newLayer(task));
+    state.layers[state.task] = {
+      target: state.target, source: state.source, start: state.start, undo: state.undo, redo: state.redo, size: state.size,
+    };
+    state.task = task;
+    state.source = layer.source;
+    state.start = layer.start;
+    state.target = layer.target || layer.start.slice();
+    state.undo = layer.undo || [];
+    state.redo = layer.redo || [];
+    setSize(layer.size);
+    showTask();
+    render();
+    scheduleResult(0);
+  }
+
+  function showTask() {
+    document.body.dataset.task = state.task;
+    const titles = { layout: "Target layout", remove: "What to remove", sketch: "Sketch of the new layout" };
+    $("canvas-title").textContent = state.mode === "edit" ? titles[state.task] : "Scribbles";
+    for (const b of document.querySelectorAll("[data-task]")) b.classList.toggle("active", b.dataset.task === state.task);
+    const allowed = state.mode === "edit" ? TASK_TOOLS[state.task] : TASK_TOOLS.layout;
+    for (const b of document.querySelectorAll("[data-tool]")) b.disabled = !allowed.includes(b.dataset.tool);
+    if (!allowed.includes(state.tool)) selectTool("brush");
+    showMethods();
+  }
+
+  // what a tool writes: a class id (layout, scribbles) or 1 (a mask or line pixel)
+  function paintValue() {
+    return state.mode === "edit" && state.task !== "layout" ? 1 : state.cls;
   }
 
   // scribble mode: the photo alone, strokes in a few colours, then the server segments it
@@ -172,6 +245,10 @@
     state.height = height;
     state.palette = state.scribblePalette.map(hexToRgb);
     state.source = new Uint8Array(width * height).fill(NONE);
+    state.start = state.source;
+    state.labels = null;
+    state.task = "layout";
+    state.layers = {};
     state.target = state.source.slice();
     state.undo = [];
     state.redo = [];
@@ -213,6 +290,13 @@
     const photo = state.photo;
     const a = state.opacity;
     const pal = state.palette;
+    if (state.mode === "edit" && state.task !== "layout") {
+      renderLayer(ids, image.data, photo, a, pal);
+      ctx.putImageData(image, 0, 0);
+      state.frame = image;
+      if (extra) extra();
+      return;
+    }
     for (let i = 0; i < n; i++) {
       const c = pal[ids[i]];
       const j = 4 * i;
@@ -231,6 +315,25 @@
     ctx.putImageData(image, 0, 0);
     state.frame = image;
     if (extra) extra();
+  }
+
+  // remove: the photo under its labels, the mask in red; sketch: lines on the photo faded to paper
+  function renderLayer(layer, out, photo, a, pal) {
+    const n = state.width * state.height;
+    const labels = state.labels;
+    for (let i = 0; i < n; i++) {
+      const j = 4 * i;
+      out[j + 3] = 255;
+      if (state.task === "sketch") {
+        for (let k = 0; k < 3; k++) out[j + k] = layer[i] ? 0 : photo[j + k] * (1 - a) + 255 * a;
+        continue;
+      }
+      const c = pal[labels[i]];
+      for (let k = 0; k < 3; k++) {
+        const v = photo[j + k] * (1 - a / 2) + c[k] * (a / 2);
+        out[j + k] = layer[i] ? v * 0.45 + (k === 0 ? 140 : 0) : v;
+      }
+    }
   }
 
   // the brush outline under the pointer (drawn over the last frame; the labels are untouched)
@@ -261,6 +364,7 @@
     const reach = Math.ceil(r);
     const w = state.width;
     const h = state.height;
+    const value = paintValue();
     for (let dy = -reach; dy <= reach; dy++) {
       const yy = y + dy;
       if (yy < 0 || yy >= h) continue;
@@ -268,7 +372,7 @@
         const xx = x + dx;
         if (xx < 0 || xx >= w || dx * dx + dy * dy > r * r) continue;
         const i = yy * w + xx;
-        ids[i] = erase ? state.source[i] : state.cls;
+        ids[i] = erase ? state.source[i] : value;
       }
     }
   }
@@ -283,7 +387,7 @@
   function fillRect(ids, [x0, y0], [x1, y1]) {
     const w = state.width;
     for (let y = Math.min(y0, y1); y <= Math.max(y0, y1); y++) {
-      ids.fill(state.cls, y * w + Math.min(x0, x1), y * w + Math.max(x0, x1) + 1);
+      ids.fill(paintValue(), y * w + Math.min(x0, x1), y * w + Math.max(x0, x1) + 1);
     }
   }
 
@@ -312,8 +416,10 @@
     return out;
   }
 
+  // layout: fill the region of equal labels; remove: mask the whole region of the photo's labels
   function bucket(ids, x, y) {
-    for (const i of region(ids, x, y)) ids[i] = state.cls;
+    const removing = state.mode === "edit" && state.task === "remove";
+    for (const i of region(removing ? state.labels : ids, x, y)) ids[i] = paintValue();
   }
 
   // ids with a region removed: its pixels take the label of the nearest pixel outside it
@@ -446,7 +552,7 @@
   }
 
   function outline([x0, y0], [x1, y1]) {
-    const [r, g, b] = state.palette[state.cls];
+    const [r, g, b] = state.task === "layout" || state.mode !== "edit" ? state.palette[state.cls] : [200, 0, 0];
     ctx.strokeStyle = `rgb(${r},${g},${b})`;
     ctx.lineWidth = 1;
     ctx.strokeRect(Math.min(x0, x1) + 0.5, Math.min(y0, y1) + 0.5, Math.abs(x1 - x0), Math.abs(y1 - y0));
@@ -470,7 +576,7 @@
 
   function reset() {
     const before = state.target.slice();
-    state.target = state.source.slice();
+    state.target = state.start.slice();
     render();
     commit(before);
   }
@@ -493,13 +599,19 @@
     state.inflight = control;
     state.pending = true;
     const method = state.method;
+    const task = state.task;
     const started = performance.now();
     try {
+      const request = resultRequest(task);
+      if (!request) {
+        await showPhoto(control);
+        return;
+      }
       const query = `method=${method}&seed=${state.seed}`;
-      const response = await fetch(`/api/sessions/${state.session.session}/result?${query}`, {
+      const response = await fetch(`/api/sessions/${state.session.session}/${request.path}?${query}`, {
         method: "POST",
-        headers: { "Content-Type": "application/octet-stream" },
-        body: state.target.slice(),
+        headers: request.headers,
+        body: request.body,
         signal: control.signal,
       });
       if (response.status === 409) return; // superseded by a newer request
@@ -518,7 +630,8 @@
       state.resultVersion += 1;
       resultImg.dataset.version = String(state.resultVersion);
       const label = method === "gan" ? "GAN" : `training-free, seed ${state.seed}`;
-      status(`${label}: ${state.lastLatency.toFixed(2)} s`);
+      const what = { layout: "", remove: "removal, ", sketch: "sketch, " }[task];
+      status(`${what}${label}: ${state.lastLatency.toFixed(2)} s`);
     } catch (error) {
       if (error.name !== "AbortError") status(`result failed: ${error.message}`, true);
     } finally {
@@ -529,6 +642,34 @@
     }
   }
 
+  // the request for the task's result, or null when its layer is empty (nothing to remove, no line)
+  function resultRequest(task) {
+    const raw = { "Content-Type": "application/octet-stream" };
+    if (task === "layout") return { path: "result", headers: raw, body: state.target.slice() };
+    if (!state.target.some((v) => v)) return null;
+    if (task === "remove") return { path: "remove", headers: raw, body: state.target.slice() };
+    if (!state.sketchWithLayout) return { path: "sketch", headers: raw, body: state.target.slice() };
+    const layout = state.layers.layout ? state.layers.layout.target || state.labels : state.labels;
+    const form = new FormData();
+    form.append("sketch", new Blob([state.target.slice()]), "sketch.bin");
+    form.append("target", new Blob([layout.slice()]), "target.bin");
+    return { path: "sketch", headers: {}, body: form };
+  }
+
+  // an empty mask or sketch: the photo itself is the result, and the status says what to do
+  async function showPhoto(control) {
+    const response = await fetch(`/api/sessions/${state.session.session}/photo.png`, { signal: control.signal });
+    const blob = await response.blob();
+    if (control !== state.inflight) return;
+    const old = resultImg.src;
+    resultImg.src = URL.createObjectURL(blob);
+    await resultImg.decode();
+    if (old.startsWith("blob:")) URL.revokeObjectURL(old);
+    state.resultVersion += 1;
+    resultImg.dataset.version = String(state.resultVersion);
+    status(state.task === "remove" ? "paint over what to remove" : "draw the new layout's lines");
+  }
+
   // resolves once no result is scheduled or in flight
   async function settled() {
     while (state.pending || state.inflight) await new Promise((r) => setTimeout(r, 40));
@@ -537,8 +678,8 @@
   async function download(kind) {
     await settled();
     const a = document.createElement("a");
-    const method = kind === "result" ? `?method=${state.method}` : "";
-    a.href = `/api/sessions/${state.session.session}/download/${kind}${method}`;
+    const method = kind === "result" ? `&method=${state.method}` : "";
+    a.href = `/api/sessions/${state.session.session}/download/${kind}?task=${state.task}${method}`;
     a.download = "";
     document.body.appendChild(a);
     a.click();
@@ -549,6 +690,15 @@
     state.method = method;
     for (const radio of document.querySelectorAll("input[name=method]")) radio.checked = radio.value === method;
     $("seed").disabled = $("variant").disabled = method === "gan";
+  }
+
+  // the GAN serves layouts and removals once trained; sketches need a model trained on edges
+  function showMethods() {
+    const trained = $("train-status").dataset.state === "done";
+    $("method-gan").disabled = !trained || state.task === "sketch";
+    $("method-gan").parentElement.title =
+      state.task === "sketch" ? "the editor's GAN is trained on label maps; sketches use the training-free method" : "";
+    if (state.method === "gan" && $("method-gan").disabled) setMethod("analogy");
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -564,7 +714,6 @@
     const running = info.state === "running";
     $("train").disabled = running || info.state === "done";
     $("cancel-train").disabled = !running;
-    $("method-gan").disabled = info.state !== "done";
     $("train-progress").value = info.total ? info.step / info.total : 0;
     const text = {
       none: "",
@@ -575,6 +724,7 @@
     }[info.state];
     $("train-status").textContent = text || "";
     $("train-status").dataset.state = info.state;
+    showMethods();
   }
 
   async function pollTraining() {
@@ -592,7 +742,7 @@
     if (info.state === "running") {
       state.ganTimer = setTimeout(pollTraining, 700);
     } else if (info.state === "done") {
-      setMethod("gan");
+      if (!$("method-gan").disabled) setMethod("gan");
       scheduleResult(0);
     }
   }
@@ -664,7 +814,8 @@
     }
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     const tools = { b: "brush", r: "rect", f: "fill", e: "eraser", m: "move", d: "copy" };
-    if (tools[key]) selectTool(tools[key]);
+    const button = tools[key] && document.querySelector(`[data-tool=${tools[key]}]`);
+    if (button && !button.disabled) selectTool(tools[key]);
     else if (key === "[") setSize(state.size - 1);
     else if (key === "]") setSize(state.size + 1);
     else if (/^[1-9]$/.test(key) && Number(key) <= state.palette.length) selectClass(Number(key) - 1);
@@ -676,6 +827,13 @@
     $("opacity").addEventListener("input", (e) => {
       state.opacity = Number(e.target.value) / 100;
       render();
+    });
+    for (const b of document.querySelectorAll("[data-task]")) {
+      b.addEventListener("click", () => setTask(b.dataset.task).catch((err) => status(err.message, true)));
+    }
+    $("sketch-layout").addEventListener("change", (e) => {
+      state.sketchWithLayout = e.target.checked;
+      scheduleResult(0);
     });
     $("undo").addEventListener("click", undo);
     $("redo").addEventListener("click", redo);
@@ -722,7 +880,7 @@
   }
 
   // for scripts and tests: the live state and a few actions
-  window.semiaEditor = { state, undo, redo, render, settled, requestResult, selectClass, selectTool };
+  window.semiaEditor = { state, undo, redo, render, settled, requestResult, selectClass, selectTool, setTask };
 
   init().catch((error) => status(`could not start: ${error.message}`, true));
 })();
