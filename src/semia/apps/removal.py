@@ -1,7 +1,8 @@
 """Object removal: fill the label map under a mask so boundaries continue, then synthesize.
 
 1. The mask (white = remove) is read from any image, anti-aliased edges included, and grown by a
-   couple of pixels so an object's soft rim goes too; or every region of one class is removed.
+   couple of pixels so an object's soft rim goes too; or every region of one class is removed
+   (grown twice as much: a label map hugs the object, whose rim reaches beyond it).
 2. The masked labels are filled from their surroundings along chords: from each masked pixel,
    eight straight lines (horizontal, vertical, both diagonals and the four knight's-move
    slopes) run both ways to the first unmasked pixel. A chord whose two ends carry the same
