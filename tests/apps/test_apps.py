@@ -348,3 +348,29 @@ def test_cli_edges_remove_and_sketch(tmp_path, capsys):
             str(tmp_path / "a2.png"), "-q"]  # fmt: skip
     assert main(args) == 2  # an all-black sketch has no lines either
     assert "blank" in capsys.readouterr().err
+
+
+def test_gan_removal_of_a_blemish_inside_one_region(one_thread):
+    """A mask inside one class leaves the labels as they are: the GAN path must still remove
+    what it covers (G alone would re-render the photo, blemish included)."""
+    import torch
+
+    from semia.config import GeneratorConfig, TrainConfig
+    from semia.gan import SemIA
+    from semia.gan.networks import Generator
+
+    photo, _, _, _ = _removal_scene()
+    ids = np.zeros(photo.shape[:2], np.int64)
+    ids[40:] = 1
+    image = photo.copy()
+    image[10:18, 20:30] = (1.0, 1.0, 0.0)  # a yellow blemish in the sky, labelled sky
+    mask = np.zeros(ids.shape, bool)
+    mask[8:20, 18:32] = True
+    config = TrainConfig(generator=GeneratorConfig(base_channels=8, label_channels=8))
+    torch.manual_seed(0)
+    palette = np.array([[0, 0, 255], [0, 255, 0]], np.uint8)
+    model = SemIA(Generator(2, config.generator), image, ids, palette, config)  # untrained
+    out = remove(image, mask, ids, method="gan", model=model, seed=0)
+    assert np.array_equal(out[~mask], image[~mask])
+    assert np.abs(out[mask] - photo[mask]).mean() < 0.08  # sky again, no yellow
+    np.testing.assert_array_equal(out, remove(image, mask, ids, seed=0))  # the analogy's fill

@@ -448,7 +448,8 @@ def remove(
         mask: (H, W) bool (or float / uint8, above half = remove), True where to remove.
         labels: the photo's label map (`LabelMap` or (H, W) ids); None derives a segmentation.
         method: "analogy" (training-free) or "gan" (needs `model`, a SemIA trained on this
-            photo and label map).
+            photo and label map): G refines the training-free removal where the labels change;
+            where they stay (a mask inside one region) the training-free fill is kept.
         model: the trained SemIA model for method "gan".
         seed: random seed of the synthesis.
         config: patch synthesis settings for method "analogy".
@@ -477,7 +478,14 @@ def remove(
         filled = fill_labels(ids, mask)
         if filled.max() >= model.num_classes:
             raise InputError("the label map has more classes than the model was trained on")
-        out = model.generate(filled)
+        # G refines the training-free removal (the object's pixels never serve as texture) ...
+        made = remove(
+            image, mask, ids, seed=seed, config=config, device=device, colour_weight=colour_weight
+        )
+        out = model.generate(filled, init=made, seed=seed)
+        # ... but where the labels stay (a blemish inside one region) G's input is the photo
+        # itself, object included: there the training-free fill is kept
+        out = np.where((filled == ids)[..., None], made, out)
     else:
         ids = (
             segment(image, mask, seed=seed)
