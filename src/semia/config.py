@@ -208,6 +208,13 @@ class PatchConfig(Config):
     edge_weight: float = setting(
         0.5, "weight of the edge-guide (sketch) distance, when a sketch is given", lo=0, hi=1e6
     )
+    labels_edge_weight: float = setting(
+        0.1,
+        "weight of the edge-guide distance when a sketch comes with a target label map "
+        "(labels + edges): the labels already place the regions, the lines refine them",
+        lo=0,
+        hi=1e6,
+    )
     edge_sigma: float = setting(
         0.01, "edge guides: blur of the line maps / longest side", lo=0, hi=0.5
     )
