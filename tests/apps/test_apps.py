@@ -142,6 +142,30 @@ def test_analogy_follows_a_sketch():
     assert moved < 0.45 and old > 0.6
 
 
+def test_labels_and_edges_weigh_the_lines_with_their_own_setting():
+    """With a target map the lines weigh `labels_edge_weight`, not `edge_weight`: the labels
+    already place the regions. A heavy line weight drags the bar's texture to the drawn lines."""
+    h, w = 48, 64
+    rng = np.random.default_rng(0)
+    image = np.full((h, w, 3), 0.8, np.float32)
+    image[:, 16:24] = 0.15
+    image = np.clip(image + rng.normal(0, 0.03, image.shape), 0, 1).astype(np.float32)
+    ids = np.zeros((h, w), np.int64)
+    ids[:, 16:24] = 1  # the bar is its own class and stays where it is in the target
+    sketch = np.ones((h, w), np.float32)
+    sketch[:, [40, 47]] = 0.0  # but the sketch draws it further right
+
+    def run(**weights):
+        config = semia.PatchConfig(edge_sigma=0.03, **weights)
+        return semia.analogy(image, ids, ids, sketch=sketch, seed=0, config=config)
+
+    light = run(labels_edge_weight=0.1)
+    np.testing.assert_array_equal(light, run(labels_edge_weight=0.1, edge_weight=40.0))
+    heavy = run(labels_edge_weight=40.0)
+    assert np.abs(heavy - light).mean() > 0.01
+    assert light[:, 17:23].mean() < 0.45  # light lines: the labels keep the bar in place
+
+
 def test_analogy_keeps_the_old_signature_and_checks_layout_arguments():
     ids = scene_ids(24, 32)
     image = PALETTE[ids].astype(np.float32) / 255
