@@ -237,3 +237,28 @@ def test_keep_copied_outputs_the_source_where_the_analogy_copied_it():
     np.testing.assert_array_equal(
         model.generate(small, init=made), _model(_plain(init="analogy")).generate(small, init=made)
     )
+
+
+def test_labels_and_edges_models_refine_the_analogy_of_target_and_sketch():
+    from semia.gan.conditions import condition_channels, label_classes
+
+    image, labels = _scene()
+    config = TrainConfig(
+        condition="labels+edges",
+        generator=GeneratorConfig(base_channels=8, label_channels=8),
+        generate=_plain(init="analogy"),
+    )
+    torch.manual_seed(0)
+    k = len(PALETTE)
+    generator = Generator(
+        condition_channels("labels+edges", k), config.generator, label_classes("labels+edges", k)
+    )
+    model = SemIA(generator, image, labels, PALETTE, config)
+    target = _edit(labels)
+    sketch = np.ones(labels.shape, np.float32)
+    sketch[18:28, 24] = sketch[18:28, 33] = 0.0  # the new square's outline, roughly
+    made = analogy(image, model.labels, target, sketch=sketch, seed=0)
+    out = model.generate(target, sketch=sketch)
+    np.testing.assert_array_equal(out, model.generate(target, init=made, sketch=sketch))
+    other = model.generate(target, init=np.full_like(made, 0.5), sketch=sketch)
+    assert np.abs(other - out).max() > 0.01  # the init is used

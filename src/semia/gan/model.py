@@ -212,7 +212,8 @@ class SemIA:
         changed pixel (both only when the target has the source's size); with refine_band
         b >= 0 G's output is kept only within b pixels of the changed region's border and the
         analogy's own pixels deeper inside. `TrainConfig.original()` models use G alone, as
-        published. Models conditioned on edges use G alone too.
+        published. Models conditioned on labels + edges refine the analogy of the target and
+        sketch together (anchor and keep_copied as above); models on edges alone use G alone.
 
         Args:
             target: a `LabelMap` read against the model's source (`read_target`) or (H2, W2)
@@ -242,10 +243,17 @@ class SemIA:
             target = np.zeros(self.source_labels.shape, np.int64)
         target = as_ids(target, "the target label map", num_classes=self.num_classes, min_size=8)
         settings = self.config.generate
-        if init is None and settings.init == "analogy" and self.condition == "labels":
+        if init is None and settings.init == "analogy" and uses_labels(self.condition):
             from semia.patch import analogy
 
-            init = analogy(self.source_image, self.labels, target, seed=seed, device=self.device)
+            init = analogy(
+                self.source_image,
+                self.labels,
+                target,
+                sketch=sketch if uses_edges(self.condition) else None,
+                seed=seed,
+                device=self.device,
+            )
         image, source = self._source_tensors()
         ids = torch.from_numpy(target).to(self.device).unsqueeze(0)  # (1,H2,W2)
         edges = None
@@ -265,15 +273,15 @@ class SemIA:
             start = image_to_tensor(init, self.device)
         self.generator.eval()
         out = self.generator(image, source, condition, start)  # (1,3,H2,W2)
+        same_size = target.shape == self.source_labels.shape
+        if start is not None and settings.anchor_sigma > 0:
+            sigma = settings.anchor_sigma * max(target.shape) / 256.0
+            out = out + gaussian_blur(start - out, sigma)  # init's coarse part, G's detail
+        if start is not None and settings.keep_copied and same_size:
+            copied = (start - image).abs().amax(1, keepdim=True) < _COPIED  # (1,1,H,W)
+            out = torch.where(copied, image, out)
         if self.condition == "labels":
             wanted = one_hot(ids, self.num_classes)  # (1,K,H2,W2)
-            same_size = target.shape == self.source_labels.shape
-            if start is not None and settings.anchor_sigma > 0:
-                sigma = settings.anchor_sigma * max(target.shape) / 256.0
-                out = out + gaussian_blur(start - out, sigma)  # init's coarse part, G's detail
-            if start is not None and settings.keep_copied and same_size:
-                copied = (start - image).abs().amax(1, keepdim=True) < _COPIED  # (1,1,H,W)
-                out = torch.where(copied, image, out)
             if start is not None and settings.refine_band >= 0:
                 out = _keep_inside(
                     out, start, source, wanted, image.shape[-2:], settings.refine_band
