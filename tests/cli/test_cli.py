@@ -246,6 +246,18 @@ def test_train_generate_resume_end_to_end(tmp_path):
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in out.iterdir()) == ["label.png", "target.png"]
     assert read_image(out / "target.png").shape == (48, 64, 3)
+    # the unchanged layout: the analogy copies every pixel in place, so the photo comes back
+    assert np.abs(read_image(out / "label.png") - read_image(img)).max() <= 1 / 255
+    # generation settings need no retraining: --generate-* flags override the stored ones
+    alone = tmp_path / "alone"
+    r = _run("generate", "--model", str(model), "--target", str(tgt), "--out", str(alone),
+             "--threads", "1", "--generate-init", "fill", "--no-generate-keep-copied")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    changed = np.abs(read_image(alone / "target.png") - read_image(out / "target.png")).mean()
+    assert changed > 0.005
+    r = _run("generate", "--model", str(model), "--target", str(tgt), "--out", str(alone),
+             "--generate-anchor-sigma", "-1")  # fmt: skip
+    assert r.returncode == 2 and "--generate-anchor-sigma" in r.stderr, r.stderr
     r = _run("generate", "--model", str(tmp_path / "nope"), "--target", str(tgt), "--out", str(out))
     assert r.returncode == 2 and "Traceback" not in r.stderr
 

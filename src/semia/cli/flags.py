@@ -146,6 +146,14 @@ def config_from_args(cls: type[Config], args: argparse.Namespace, base: Config |
         raise _explain(e, args) from None
 
 
+def settings_with_flags(cls: type[Config], args: argparse.Namespace, base: Config, prefix: str):
+    """`base` with the flags given of `add_config_flags(parser, cls, prefix=prefix)`."""
+    try:
+        return cls.from_dict(_flag_values(cls, args, prefix), base)
+    except ConfigError as e:
+        raise _explain(e, args) from None
+
+
 def add_input_flags(parser: argparse.ArgumentParser, training: bool = False) -> None:
     """--max-size (InputConfig.max_size, or train_max_size for training) and --unknown-labels."""
     default = InputConfig.train_max_size if training else InputConfig.max_size

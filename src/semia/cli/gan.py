@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from semia.cli.flags import (
@@ -19,9 +20,10 @@ from semia.cli.flags import (
     check_max_size,
     config_from_args,
     resolve_device,
+    settings_with_flags,
 )
 from semia.cli.progress import Bar
-from semia.config import TrainConfig
+from semia.config import GenerateConfig, TrainConfig
 from semia.errors import InputError
 
 log = logging.getLogger("semia")
@@ -64,8 +66,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "generate",
         parents=[COMMON],
         help="synthesize target layouts with a trained SemIA model",
-        description="One forward pass of a trained model per target label map. Every target is "
-        "read and checked before the first output is written.",
+        description="Synthesize each target layout with a trained model: G refines the "
+        "training-free result (or, with --generate-init fill, G alone as published). The "
+        "generation settings stored in the model apply unless --generate-* flags override them "
+        "(they need no retraining). Every target is read and checked before the first output "
+        "is written.",
     )
     p.add_argument("--model", required=True, help="model folder or its model.safetensors")
     p.add_argument("--target", nargs="+", default=[], help="target label map(s)")
@@ -85,6 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     add_unknown_labels_flag(p)
     add_device_flag(p)
+    add_config_flags(p, GenerateConfig, prefix="generate__")
     p.set_defaults(func=run_generate)
 
 
@@ -162,6 +168,8 @@ def run_generate(args: argparse.Namespace) -> int:
     out = check_writable(Path(args.out), folder=True)
     device = resolve_device(args.device)
     model = SemIA.load(args.model, device=device)
+    settings = settings_with_flags(GenerateConfig, args, model.config.generate, "generate__")
+    model.config = replace(model.config, generate=settings)
     source = model.labels
     max_size = args.max_size or max(source.size)
     targets = [read_target(path, source, args.unknown_labels, max_size) for path in args.target]
