@@ -124,15 +124,21 @@ def test_sketch_errors():
         sketch_edges(square, (60, 80))
 
 
-def test_analogy_follows_a_sketch():
-    """A dark bar at column 20 of the photo; the sketch draws it at column 44."""
-    h, w = 48, 64
+def _bar_and_sketch(h: int = 48, w: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """A photo with a dark bar at columns 16..23, and a sketch drawing it at 40..47."""
     rng = np.random.default_rng(0)
     image = np.full((h, w, 3), 0.8, np.float32)
     image[:, 16:24] = 0.15
     image = np.clip(image + rng.normal(0, 0.03, image.shape), 0, 1).astype(np.float32)
     sketch = np.ones((h, w), np.float32)
     sketch[:, [40, 47]] = 0.0  # the bar's two outlines, moved
+    return image, sketch
+
+
+def test_analogy_follows_a_sketch():
+    """A dark bar at column 20 of the photo; the sketch draws it at column 44."""
+    h, w = 48, 64
+    image, sketch = _bar_and_sketch(h, w)
     # a tiny photo: blur the guides over a few pixels so the bar's inside sees its outlines
     config = semia.PatchConfig(edge_sigma=0.03, edge_weight=4.0)
     result = semia.analogy(image, sketch=sketch, seed=0, config=config)
@@ -145,15 +151,9 @@ def test_analogy_follows_a_sketch():
 def test_labels_and_edges_weigh_the_lines_with_their_own_setting():
     """With a target map the lines weigh `labels_edge_weight`, not `edge_weight`: the labels
     already place the regions. A heavy line weight drags the bar's texture to the drawn lines."""
-    h, w = 48, 64
-    rng = np.random.default_rng(0)
-    image = np.full((h, w, 3), 0.8, np.float32)
-    image[:, 16:24] = 0.15
-    image = np.clip(image + rng.normal(0, 0.03, image.shape), 0, 1).astype(np.float32)
-    ids = np.zeros((h, w), np.int64)
+    image, sketch = _bar_and_sketch()  # the sketch draws the bar further right, but
+    ids = np.zeros(image.shape[:2], np.int64)
     ids[:, 16:24] = 1  # the bar is its own class and stays where it is in the target
-    sketch = np.ones((h, w), np.float32)
-    sketch[:, [40, 47]] = 0.0  # but the sketch draws it further right
 
     def run(**weights):
         config = semia.PatchConfig(edge_sigma=0.03, **weights)

@@ -690,6 +690,12 @@ def create_app(editor: Editor, host: str = "127.0.0.1") -> FastAPI:
             uploads.append(Upload(name, item.filename or name, data))
         return uploads, form
 
+    async def from_body(request: Request, decode: Callable, session: Session) -> np.ndarray:
+        """decode(session, body, media type) of a request's body, in a worker thread."""
+        body = await request.body()
+        media_type = request.headers.get("content-type", "application/octet-stream")
+        return await run_in_threadpool(decode, session, body, media_type)
+
     def int_field(value: Any, name: str, default: int) -> int:
         if value is None or value == "":
             return default
@@ -789,20 +795,15 @@ def create_app(editor: Editor, host: str = "127.0.0.1") -> FastAPI:
         token: str, request: Request, method: str = "analogy", seed: int = 0
     ) -> Response:
         session = editor.sessions.get(token)
-        body = await request.body()
-        media_type = request.headers.get("content-type", "application/octet-stream")
-        target = await run_in_threadpool(editor.target_from_body, session, body, media_type)
-        data = await run_in_threadpool(editor.result, session, target, method, seed)
-        return png(data)
+        target = await from_body(request, editor.target_from_body, session)
+        return png(await run_in_threadpool(editor.result, session, target, method, seed))
 
     @app.post("/api/sessions/{token}/remove")
     async def remove(
         token: str, request: Request, method: str = "analogy", seed: int = 0
     ) -> Response:
         session = editor.sessions.get(token)
-        body = await request.body()
-        media_type = request.headers.get("content-type", "application/octet-stream")
-        mask = await run_in_threadpool(editor.mask_from_body, session, body, media_type)
+        mask = await from_body(request, editor.mask_from_body, session)
         return png(await run_in_threadpool(editor.removal, session, mask, method, seed))
 
     @app.post("/api/sessions/{token}/sketch")

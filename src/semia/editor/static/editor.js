@@ -79,8 +79,9 @@
     return [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
   }
 
-  async function loadPhoto(sid) {
-    const response = await fetch(`/api/sessions/${sid}/photo.png`);
+  // the RGBA pixels of an image the server makes (the photo, its edge map)
+  async function fetchPixels(url) {
+    const response = await fetch(url);
     if (!response.ok) throw new Error(await errorText(response));
     const bitmap = await createImageBitmap(await response.blob());
     const off = document.createElement("canvas");
@@ -89,6 +90,10 @@
     const octx = off.getContext("2d");
     octx.drawImage(bitmap, 0, 0);
     return octx.getImageData(0, 0, bitmap.width, bitmap.height).data;
+  }
+
+  async function loadPhoto(sid) {
+    return fetchPixels(`/api/sessions/${sid}/photo.png`);
   }
 
   async function openSession(json) {
@@ -180,15 +185,7 @@
     if (task === "layout") return { source: state.labels, start: state.labels, size: 8 };
     if (task === "remove") return { source: new Uint8Array(n), start: new Uint8Array(n), size: 8 };
     // sketch: starts from the photo's own edge map, which the user redraws
-    const response = await fetch(`/api/sessions/${state.session.session}/edges.png`);
-    if (!response.ok) throw new Error(await errorText(response));
-    const bitmap = await createImageBitmap(await response.blob());
-    const off = document.createElement("canvas");
-    off.width = state.width;
-    off.height = state.height;
-    const octx = off.getContext("2d");
-    octx.drawImage(bitmap, 0, 0);
-    const rgba = octx.getImageData(0, 0, state.width, state.height).data;
+    const rgba = await fetchPixels(`/api/sessions/${state.session.session}/edges.png`);
     const lines = new Uint8Array(n);
     for (let i = 0; i < n; i++) lines[i] = rgba[4 * i] < 128 ? 1 : 0;
     return { source: new Uint8Array(n), start: lines, size: 2 };
