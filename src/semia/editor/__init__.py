@@ -1,4 +1,5 @@
-"""`semia edit`: a local web editor to paint a new layout over a photo and see the result.
+"""`semia edit`: a local web editor to paint a new layout over a photo (or a mask of what to
+remove, or a sketch of the new layout) and see the result.
 
     server.py    the HTTP server and its JSON/HTTP API (documented there), `Editor` state
     config.py    `EditorConfig`: the settings, their defaults and help
