@@ -462,9 +462,6 @@ def remove(
     Returns:
         (H, W, 3) float32 in [0, 1], equal to `image` outside the mask.
     """
-    from semia.config import PatchConfig
-    from semia.patch.synthesis import synthesize
-
     image = as_image(image)
     if method not in METHODS:
         raise InputError(f"method must be one of {METHODS}, got {method!r}")
@@ -474,34 +471,45 @@ def remove(
             raise InputError("method 'gan' needs a trained model (--model)")
         if labels is None:
             labels = model.labels
-        ids = as_ids(labels, "labels", shape=image.shape[:2])
-        filled = fill_labels(ids, mask)
-        if filled.max() >= model.num_classes:
-            raise InputError("the label map has more classes than the model was trained on")
+    ids = (
+        segment(image, mask, seed=seed)
+        if labels is None
+        else as_ids(labels, "labels", shape=image.shape[:2])
+    )
+    filled = fill_labels(ids, mask)
+    if method == "gan" and filled.max() >= model.num_classes:
+        raise InputError("the label map has more classes than the model was trained on")
+    out = _synthesize_fill(image, mask, ids, filled, seed, config, device, colour_weight)
+    out = np.where(mask[..., None], out, image).astype(np.float32)
+    if method == "gan":
         # G refines the training-free removal (the object's pixels never serve as texture) ...
-        made = remove(
-            image, mask, ids, seed=seed, config=config, device=device, colour_weight=colour_weight
-        )
-        out = model.generate(filled, init=made, seed=seed)
+        refined = model.generate(filled, init=out)
         # ... but where the labels stay (a blemish inside one region) G's input is the photo
         # itself, object included: there the training-free fill is kept
-        out = np.where((filled == ids)[..., None], made, out)
-    else:
-        ids = (
-            segment(image, mask, seed=seed)
-            if labels is None
-            else as_ids(labels, "labels", shape=image.shape[:2])
-        )
-        filled = fill_labels(ids, mask)
-        # the object's pixels get a class of their own that the target never asks for, so no
-        # texture is copied from them
-        source = np.where(mask, int(ids.max()) + 1, ids)
-        config = config or PatchConfig()
-        guides = None
-        if colour_weight > 0:
-            guides = colour_guides(image, mask, ids, filled)
-            config = dataclasses.replace(config, edge_weight=colour_weight)
-        out = synthesize(
-            image, source, filled, seed=seed, config=config, device=device, guides=guides
-        )
+        out = np.where((filled == ids)[..., None], out, refined)
     return np.where(mask[..., None], out, image).astype(np.float32)
+
+
+def _synthesize_fill(
+    image: np.ndarray,
+    mask: np.ndarray,
+    ids: np.ndarray,
+    filled: np.ndarray,
+    seed: int,
+    config: PatchConfig | None,
+    device: str | torch.device,
+    colour_weight: float,
+) -> np.ndarray:
+    """The training-free fill: the photo synthesized in the filled layout (H, W, 3)."""
+    from semia.config import PatchConfig
+    from semia.patch.synthesis import synthesize
+
+    # the object's pixels get a class of their own that the target never asks for, so no
+    # texture is copied from them
+    source = np.where(mask, int(ids.max()) + 1, ids)
+    config = config or PatchConfig()
+    guides = None
+    if colour_weight > 0:
+        guides = colour_guides(image, mask, ids, filled)
+        config = dataclasses.replace(config, edge_weight=colour_weight)
+    return synthesize(image, source, filled, seed=seed, config=config, device=device, guides=guides)

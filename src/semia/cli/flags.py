@@ -130,8 +130,11 @@ def _explain(error: ConfigError, args: argparse.Namespace) -> InputError:
     return InputError(f"{error}{where}")
 
 
-def config_from_args(cls: type[Config], args: argparse.Namespace, base: Config | None = None):
-    """The settings of a command: `base` (default: the defaults), then --config, then flags."""
+def config_from_args(
+    cls: type[Config], args: argparse.Namespace, base: Config | None = None, prefix: str = ""
+):
+    """The settings of a command: `base` (default: the defaults), then --config, then flags
+    (those of `add_config_flags(parser, cls, prefix=prefix)`)."""
     config = base if base is not None else cls()
     path = getattr(args, "config", None)
     try:
@@ -141,15 +144,7 @@ def config_from_args(cls: type[Config], args: argparse.Namespace, base: Config |
                 config = cls.from_dict(data, config)
             except ConfigError as e:
                 raise InputError(f"config file {path}: {e}") from None
-        return cls.from_dict(_flag_values(cls, args), config)
-    except ConfigError as e:
-        raise _explain(e, args) from None
-
-
-def settings_with_flags(cls: type[Config], args: argparse.Namespace, base: Config, prefix: str):
-    """`base` with the flags given of `add_config_flags(parser, cls, prefix=prefix)`."""
-    try:
-        return cls.from_dict(_flag_values(cls, args, prefix), base)
+        return cls.from_dict(_flag_values(cls, args, prefix), config)
     except ConfigError as e:
         raise _explain(e, args) from None
 

@@ -20,7 +20,6 @@ from semia.cli.flags import (
     check_max_size,
     config_from_args,
     resolve_device,
-    settings_with_flags,
 )
 from semia.cli.progress import Bar
 from semia.config import GenerateConfig, TrainConfig
@@ -168,7 +167,7 @@ def run_generate(args: argparse.Namespace) -> int:
     out = check_writable(Path(args.out), folder=True)
     device = resolve_device(args.device)
     model = SemIA.load(args.model, device=device)
-    settings = settings_with_flags(GenerateConfig, args, model.config.generate, "generate__")
+    settings = config_from_args(GenerateConfig, args, model.config.generate, "generate__")
     model.config = replace(model.config, generate=settings)
     source = model.labels
     max_size = args.max_size or max(source.size)

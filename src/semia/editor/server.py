@@ -354,7 +354,7 @@ class Editor:
     def removal(self, session: Session, mask: np.ndarray, method: str, seed: int) -> bytes:
         """The PNG of the photo with what the mask (H, W) bool covers removed (`semia.remove`);
         the mask is used as given (callers grow a painted one, as `grow_mask` does)."""
-        from semia.apps.removal import check_mask, fill_labels, remove
+        from semia.apps.removal import check_mask, remove
 
         mask = check_mask(mask, session.labels.size)
         seed = 0 if method == "gan" else seed
@@ -371,9 +371,7 @@ class Editor:
                 device=self.device,
             )
 
-        filled = fill_labels(session.labels.ids, mask)
-        inputs = {"mask": mask, "filled": filled}
-        return self._produce(session, "remove", method, seed, inputs, work)
+        return self._produce(session, "remove", method, seed, {"mask": mask}, work)
 
     def sketch(
         self,
@@ -489,7 +487,7 @@ def _target_png(session: Session, task: str) -> bytes:
     indices or gray ids), or the sketch (dark lines on white)."""
     if task == "sketch":
         return encode_png(np.repeat(session.inputs["sketch"]["sketch"][..., None], 3, 2))
-    ids = session.inputs[task]["layout" if task == "layout" else "filled"]
+    ids = session.inputs["layout"]["layout"] if task == "layout" else _filled(session)
     labels = session.labels
     buffer = io.BytesIO()
     if labels.kind == "colour" or labels.values is None:
@@ -508,6 +506,13 @@ def _target_png(session: Session, task: str) -> bytes:
     return buffer.getvalue()
 
 
+def _filled(session: Session) -> np.ndarray:
+    """The label map of the newest removal, its masked part filled (`fill_labels`)."""
+    from semia.apps.removal import fill_labels
+
+    return fill_labels(session.labels.ids, session.inputs["remove"]["mask"])
+
+
 def _sheet(session: Session, task: str) -> np.ndarray:
     """A side-by-side sheet of a task's inputs and its results for them, with titles:
     photo | label map | target | results; photo | mask | filled labels | results; or
@@ -522,9 +527,9 @@ def _sheet(session: Session, task: str) -> np.ndarray:
     elif task == "remove":
         mask = inputs["mask"][..., None]
         shaded = np.where(mask, (0.5 * photo + [127, 0, 0]).astype(np.uint8), photo)
-        cells += [("mask", shaded), ("filled labels", palette[inputs["filled"]])]
+        cells += [("mask", shaded), ("filled labels", palette[_filled(session)])]
     else:
-        edges = session.edges if session.edges is not None else np.zeros(photo.shape[:2])
+        edges = session.edges  # made for the sketch's result
         cells += [("photo's edges", to_uint8(np.repeat(1.0 - edges[..., None], 3, 2)))]
         cells += [("sketch", to_uint8(np.repeat(inputs["sketch"][..., None], 3, 2)))]
         if "layout" in inputs:

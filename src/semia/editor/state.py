@@ -51,9 +51,9 @@ class Session:
         labels: its `LabelMap` (ids (H, W) in 0..K-1, palette (K, 3) uint8).
         key: content hash of image and labels (names the cached GAN).
         inputs: per task, what its newest result was made from, by name: "layout" the target
-            ids (H, W) int64; "mask" (H, W) bool and "filled", the label map with the masked
-            part filled (task "remove"); "sketch" (H, W) float32, 0 on lines and 1 elsewhere,
-            with "layout" when the sketch came with a target layout (task "sketch").
+            ids (H, W) int64; "mask" (H, W) bool (task "remove"); "sketch" (H, W) float32, 0 on
+            lines and 1 elsewhere, with "layout" when the sketch came with a target layout
+            (task "sketch").
         results: the last result of each (task, method).
         last: the (task, method) of the newest result.
         cache: recent results, (task, method, seed, input digest) -> ((H, W, 3) uint8, PNG).
