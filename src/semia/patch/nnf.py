@@ -13,7 +13,9 @@ import torch.nn.functional as F
 
 from semia.ops import extract_patches, gaussian_blur
 
-_QUERY_CHUNK_ELEMENTS = 2**24  # exact search: at most this many distances in memory at once
+# exact search: at most this many distances at once (a cache-sized block: the matrix product
+# and its argmin run from cache, several times faster than on blocks of 2**24)
+_QUERY_CHUNK_ELEMENTS = 2**18
 _GATHER_ELEMENTS = 2**24  # PatchMatch and voting: at most this many gathered values at once
 
 
@@ -304,13 +306,14 @@ def exact_search(
         cols = allowed[c].nonzero()[:, 0]
         if cols.numel() == 0:
             continue
-        kc, kc_sq = keys[cols], key_sq[cols]  # (Nc, D), (Nc,)
+        kc_t, kc_sq = keys.index_select(0, cols).T.contiguous(), key_sq[cols]  # (D, Nc), (Nc,)
         chunk = max(1, _QUERY_CHUNK_ELEMENTS // cols.numel())
         for i in range(0, rows.numel(), chunk):
             r = rows[i : i + chunk]
-            partial = kc_sq[None, :] - 2.0 * (query[r] @ kc.T)  # (n, Nc), |q|^2 omitted
+            q = query.index_select(0, r)  # (n, D)
+            partial = torch.addmm(kc_sq, q, kc_t, alpha=-2.0)  # (n, Nc), |q|^2 omitted
             cand = cols[partial.argmin(1)]
-            d = (query[r] - keys[cand]).square_().sum(1)
+            d = (q - keys.index_select(0, cand)).square_().sum(1)
             better = d < dist[r]
             nnf[r] = torch.where(better, cand, nnf[r])
             dist[r] = torch.where(better, d, dist[r])
