@@ -239,6 +239,6 @@ def test_chunked_gathers_give_the_same_result(monkeypatch):
     image, labels = _scene(40, 56)
     target = _disc(40, 56, 20, 36, 10)
     whole = synthesize(image, labels, target, seed=4)
-    monkeypatch.setattr(nn_field, "_GATHER_ELEMENTS", 3000)  # many bands and candidate groups
+    monkeypatch.setattr(nn_field, "_GATHER_ELEMENTS", 3000)  # many candidate blocks
     chunked = synthesize(image, labels, target, seed=4)
     np.testing.assert_allclose(chunked, whole, atol=1e-5)

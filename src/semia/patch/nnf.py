@@ -8,15 +8,19 @@ pixels; the only Python loops run over classes, candidates and patch offsets.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
-from semia.ops import extract_patches, gaussian_blur
+from semia.ops import gaussian_blur
 
 # exact search: at most this many distances at once (a cache-sized block: the matrix product
 # and its argmin run from cache, several times faster than on blocks of 2**24)
 _QUERY_CHUNK_ELEMENTS = 2**18
-_GATHER_ELEMENTS = 2**24  # PatchMatch and voting: at most this many gathered values at once
+# PatchMatch: at most this many gathered feature values at once (small blocks stay in cache and
+# in the allocator's pools; blocks over ~32 MB are fresh pages, faulted in on every call)
+_GATHER_ELEMENTS = 2**16
 
 
 def _class_pool(allowed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -339,13 +343,18 @@ def _best_of(
         best, best_d: (N,) current matches and distances.
         limit: optional (N,) long occurrence limit (see `admit`).
     """
-    ok = allowed.reshape(-1)[classes * allowed.shape[1] + cands]  # (C, N)
-    group = max(1, _GATHER_ELEMENTS // query.numel())  # candidates gathered at once
-    d = torch.cat(
-        [(keys[c] - query).square_().sum(-1) for c in cands.split(group)]
-    )  # (C, N, D) -> (C, N)
-    d = torch.where(ok, d, torch.inf)
-    cand_d, which = d.min(0)  # (N,)
+    n = best.numel()
+    ok = allowed.reshape(-1).take(classes * allowed.shape[1] + cands)  # (C, N)
+    # measure only the allowed candidates that differ from the current match: a coherent
+    # field proposes its own match most of the time (and that one can never be strictly closer)
+    todo = (ok & (cands != best)).reshape(-1).nonzero()[:, 0]  # flat (C * N) indices
+    flat = cands.reshape(-1)  # (C * N,)
+    d = torch.full_like(flat, torch.inf, dtype=query.dtype)  # (C * N,)
+    for part in todo.split(max(1, _GATHER_ELEMENTS // query.shape[1])):
+        pairs = flat.index_select(0, part)  # (n',) source pixels to measure
+        diff = keys.index_select(0, pairs) - query.index_select(0, part % n)  # (n', D)
+        d.index_copy_(0, part, diff.square_().sum(1))
+    cand_d, which = d.view(cands.shape).min(0)  # (N,)
     better = cand_d < best_d
     new = cands.gather(0, which[None])[0]
     new, new_d = torch.where(better, new, best), torch.where(better, cand_d, best_d)
@@ -438,39 +447,30 @@ def vote(
     r = patch_size // 2
     ht, wt = target.shape
     _, hs, ws = image.shape
-    pad = (r, r, r, r)
-    maps = torch.cat(
-        [
-            F.pad((nnf // ws).reshape(1, 1, ht, wt).to(image.dtype), pad, mode="replicate"),
-            F.pad((nnf % ws).reshape(1, 1, ht, wt).to(image.dtype), pad, mode="replicate"),
-            F.pad(weights.reshape(1, 1, ht, wt).to(image.dtype), pad),  # no votes from outside
-        ],
-        1,
-    )  # (1, 3, Ht + 2r, Wt + 2r): source y, source x, weight of the patch centred there
-    # unfolded, kernel position (i, j) holds the patch centred at q + (i - r, j - r), which
-    # covers q at its offset o = (r - i, r - j)
-    o = torch.arange(patch_size, device=image.device)
-    oy = (r - o).repeat_interleave(patch_size)[:, None]  # (P * P, 1)
-    ox = (r - o).repeat(patch_size)[:, None]
-    offset_weight = torch.ones_like(oy, dtype=image.dtype)
-    if spread > 0:
-        offset_weight = torch.exp(-(oy**2 + ox**2).to(image.dtype) / (2 * spread**2))
-    rows = image.reshape(3, -1).T.contiguous()  # (Hs * Ws, 3)
+    src_y, src_x = (nnf // ws).view(ht, wt), (nnf % ws).view(ht, wt)
+    weights = weights.view(ht, wt).to(image.dtype)
+    # colour with a column of ones: one gather brings a vote's colour and its count
+    rows = torch.cat([image, torch.ones_like(image[:1])]).reshape(4, -1).T.contiguous()
     allowed_flat = allowed.reshape(-1)
-    centre = rows[nnf]  # (Ht * Wt, 3)
-    band = max(1, _GATHER_ELEMENTS // (3 * patch_size**2 * wt))  # target rows per band
-    out = []
-    for y0 in range(0, ht, band):
-        y1 = min(ht, y0 + band)
-        cols = extract_patches(maps[:, :, y0 : y1 + 2 * r], patch_size)[0].T  # (3 * P * P, n)
-        cols = cols.reshape(3, patch_size**2, -1)  # (3, P * P, n)
-        y = (cols[0].long() + oy).clamp_(0, hs - 1)
-        x = (cols[1].long() + ox).clamp_(0, ws - 1)
-        idx = y * ws + x  # (P * P, n) source pixel each vote copies
-        w = cols[2] * offset_weight
-        w = w * allowed_flat[target[y0:y1].reshape(1, -1) * (hs * ws) + idx]
-        total = w.sum(0)  # (n,)
-        acc = (rows[idx] * w[..., None]).sum(0)  # (P * P, n, 3) -> (n, 3)
-        own = centre[y0 * wt : y1 * wt]
-        out.append(torch.where(total[:, None] > 0, acc / total.clamp_min(1e-12)[:, None], own))
-    return torch.cat(out).T.reshape(3, ht, wt)
+    acc = image.new_zeros(ht, wt, 4)  # weighted colour sums, weight sums
+    # one offset d at a time: the patch centred at q puts source pixel nnf[q] + d on p = q + d
+    for dy in range(-r, r + 1):
+        q_rows, p_rows = slice(max(0, -dy), ht - max(0, dy)), slice(max(0, dy), ht + min(0, dy))
+        for dx in range(-r, r + 1):
+            q_cols = slice(max(0, -dx), wt - max(0, dx))
+            p_cols = slice(max(0, dx), wt + min(0, dx))
+            y = (src_y[q_rows, q_cols] + dy).clamp_(0, hs - 1)
+            x = (src_x[q_rows, q_cols] + dx).clamp_(0, ws - 1)
+            idx = y * ws + x  # (h, w) source pixel each vote copies
+            w = weights[q_rows, q_cols] * allowed_flat.take(
+                target[p_rows, p_cols] * (hs * ws) + idx
+            )
+            if spread > 0:
+                w *= math.exp(-(dy**2 + dx**2) / (2 * spread**2))
+            acc[p_rows, p_cols] += (
+                rows.index_select(0, idx.reshape(-1)).view(*idx.shape, 4) * w[..., None]
+            )
+    total = acc[..., 3:]  # (Ht, Wt, 1)
+    own = rows.index_select(0, nnf)[:, :3].view(ht, wt, 3)
+    out = torch.where(total > 0, acc[..., :3] / total.clamp_min(1e-12), own)  # (Ht, Wt, 3)
+    return out.permute(2, 0, 1).contiguous()
