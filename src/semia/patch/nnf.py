@@ -390,18 +390,19 @@ def patchmatch(
     device = nnf.device
     ht, wt = target_size
     hs, ws = source_size
-    # propagation: the neighbour at p + e matched q; propose q - e for p (all e at once)
-    e = torch.tensor(
-        [d for k in steps for d in ((0, k), (0, -k), (k, 0), (-k, 0))], device=device
-    )  # (E, 2)
-    y = torch.arange(ht, device=device).repeat_interleave(wt)  # (N,)
-    x = torch.arange(wt, device=device).repeat(ht)
-    ny = (y + e[:, :1]).clamp_(0, ht - 1)  # (E, N) neighbour row (edges clamped)
-    nx = (x + e[:, 1:]).clamp_(0, wt - 1)
-    nbr = nnf[ny * wt + nx]  # (E, N) the neighbours' matches
-    cy = (nbr // ws - e[:, :1]).clamp_(0, hs - 1)
-    cx = (nbr % ws - e[:, 1:]).clamp_(0, ws - 1)
-    nnf, dist = _best_of(query, keys, classes, allowed, cy * ws + cx, nnf, dist, limit)
+    # propagation: the neighbour at p + e matched q; propose q - e for p (edges clamped)
+    src_y, src_x = (nnf // ws).view(ht, wt), (nnf % ws).view(ht, wt)
+    shifts = [d for k in steps for d in ((0, k), (0, -k), (k, 0), (-k, 0))]
+    props = torch.empty((len(shifts), ht, wt), dtype=nnf.dtype, device=device)  # (E, Ht, Wt)
+    for i, (ey, ex) in enumerate(shifts):
+        # the neighbours' matches: whole rows (or columns) of the field moved by e
+        axis, size, step = (0, ht, ey) if ey else (1, wt, ex)
+        near = (torch.arange(size, device=device) + step).clamp_(0, size - 1)
+        ny, nx = src_y.index_select(axis, near), src_x.index_select(axis, near)
+        ny, nx = ny.sub_(ey).clamp_(0, hs - 1), nx.sub_(ex).clamp_(0, ws - 1)
+        torch.add(nx, ny, alpha=ws, out=props[i])
+    props = props.view(len(shifts), -1)  # (E, N)
+    nnf, dist = _best_of(query, keys, classes, allowed, props, nnf, dist, limit)
 
     # random search around the improved match, radius max(Hs, Ws) / 4 shrinking 4x per try
     n = nnf.numel()
