@@ -449,7 +449,11 @@ def vote(
     ht, wt = target.shape
     _, hs, ws = image.shape
     src_y, src_x = (nnf // ws).view(ht, wt), (nnf % ws).view(ht, wt)
+    # the source row (times Ws) and column each patch copies at offset d = (dy, dx), clamped
+    row_at = [(src_y + d).clamp_(0, hs - 1).mul_(ws) for d in range(-r, r + 1)]  # (Ht, Wt)
+    col_at = [(src_x + d).clamp_(0, ws - 1) for d in range(-r, r + 1)]
     weights = weights.view(ht, wt).to(image.dtype)
+    class_base = target * (hs * ws)  # (Ht, Wt) offset of each pixel's class in `allowed`
     # colour with a column of ones: one gather brings a vote's colour and its count
     rows = torch.cat([image, torch.ones_like(image[:1])]).reshape(4, -1).T.contiguous()
     allowed_flat = allowed.reshape(-1)
@@ -460,16 +464,12 @@ def vote(
         for dx in range(-r, r + 1):
             q_cols = slice(max(0, -dx), wt - max(0, dx))
             p_cols = slice(max(0, dx), wt + min(0, dx))
-            y = (src_y[q_rows, q_cols] + dy).clamp_(0, hs - 1)
-            x = (src_x[q_rows, q_cols] + dx).clamp_(0, ws - 1)
-            idx = y * ws + x  # (h, w) source pixel each vote copies
-            w = weights[q_rows, q_cols] * allowed_flat.take(
-                target[p_rows, p_cols] * (hs * ws) + idx
-            )
-            if spread > 0:
-                w *= math.exp(-(dy**2 + dx**2) / (2 * spread**2))
-            acc[p_rows, p_cols] += (
-                rows.index_select(0, idx.reshape(-1)).view(*idx.shape, 4) * w[..., None]
+            idx = row_at[dy + r][q_rows, q_cols] + col_at[dx + r][q_rows, q_cols]  # (h, w)
+            ok = allowed_flat.take(class_base[p_rows, p_cols] + idx)  # the vote's class fits
+            colour = rows.index_select(0, idx.view(-1)).view(*idx.shape, 4)
+            gain = math.exp(-(dy**2 + dx**2) / (2 * spread**2)) if spread > 0 else 1.0
+            acc[p_rows, p_cols].addcmul_(
+                colour, (weights[q_rows, q_cols] * ok)[..., None], value=gain
             )
     total = acc[..., 3:]  # (Ht, Wt, 1)
     own = rows.index_select(0, nnf)[:, :3].view(ht, wt, 3)
