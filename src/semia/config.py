@@ -225,7 +225,7 @@ class PatchConfig(Config):
         8, "PCA dimensions kept of the label-guide features (0: no projection)", lo=0, hi=1024
     )
     exact_max_pairs: int = setting(
-        40_000_000, "levels with target x source pixels below this: exact search", lo=0, hi=10**10
+        10_000_000, "levels with target x source pixels below this: exact search", lo=0, hi=10**10
     )
     propagation_steps: tuple[int, ...] = setting(
         (1, 3), "PatchMatch: neighbour distances propagated from", lo=1, hi=64
