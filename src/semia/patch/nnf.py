@@ -220,7 +220,7 @@ def repair(
 
 def patch_distance(query: torch.Tensor, keys: torch.Tensor, nnf: torch.Tensor) -> torch.Tensor:
     """(N,) squared distance between query row i and key row nnf[i]."""
-    return (query - keys[nnf]).square_().sum(1)
+    return (query - keys.index_select(0, nnf)).square_().sum(1)
 
 
 def capacity(classes: torch.Tensor, allowed: torch.Tensor, factor: float) -> torch.Tensor:
@@ -266,6 +266,11 @@ def admit(
     if moved.numel() == 0:
         return new, new_d
     held = torch.bincount(old, minlength=num_sources)  # (Ns,) uses before the moves
+    # only source pixels that could overflow need the ranking: all their arrivals take part
+    crowded = held + torch.bincount(new[moved], minlength=num_sources) > limit.min()  # (Ns,)
+    moved = moved[crowded[new[moved]]]
+    if moved.numel() == 0:
+        return new, new_d
     moved = moved[torch.argsort(new_d[moved] - old_d[moved], stable=True)]  # best gain first
     moved = moved[torch.argsort(new[moved], stable=True)]  # grouped by source pixel
     dest = new[moved]

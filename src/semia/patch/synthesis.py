@@ -50,13 +50,20 @@ def _check_inputs(
     image = as_image(image)
     labels = as_ids(labels, "labels", num_classes=num_classes, shape=image.shape[:2])
     target = as_ids(target, "target", num_classes=num_classes)
-    missing = np.setdiff1d(np.unique(target), np.unique(labels))
+    missing = np.setdiff1d(_present(target), _present(labels), assume_unique=True)
     if missing.size:
         raise InputError(
             f"target uses class id(s) {missing.tolist()} that the source label map does not "
             "contain, so there is no texture to copy for them; draw those regions with classes "
             "present in the source"
         )
+
+
+def _present(ids: np.ndarray) -> np.ndarray:
+    """Sorted ids present in an array of class ids >= 0 (a histogram, unless they are sparse)."""
+    if ids.max() > 4 * ids.size:
+        return np.unique(ids)
+    return np.flatnonzero(np.bincount(ids.ravel()))
 
 
 def synthesize(
@@ -127,14 +134,14 @@ def synthesize_with_field(
     """
     _check_inputs(image, labels, target, num_classes)
     # work with the classes the source has, renumbered 0..k-1 (guide size grows with k)
-    present, src_compact = np.unique(labels, return_inverse=True)
-    tgt_compact = np.searchsorted(present, target)
+    present = _present(labels)
+    src_compact, tgt_compact = np.searchsorted(present, labels), np.searchsorted(present, target)
     k = len(present)
     device = torch.device(device)
     generator = torch.Generator(device=device).manual_seed(seed)
     img = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).to(device)
     img = img.permute(2, 0, 1).contiguous()  # (3, H, W)
-    src_ids = torch.from_numpy(src_compact.reshape(labels.shape).astype(np.int64)).to(device)
+    src_ids = torch.from_numpy(src_compact.astype(np.int64)).to(device)
     tgt_ids = torch.from_numpy(tgt_compact.astype(np.int64)).to(device)
 
     n_levels = num_levels(
