@@ -235,6 +235,15 @@ def test_sparse_class_ids():
     assert _psnr(synthesize(image, sparse, sparse), image) >= 35.0
 
 
+@pytest.mark.parametrize("high_id", [200, 10**9], ids=["counted", "sorted"])
+def test_class_ids_are_renumbered_in_order(high_id):
+    image, labels = _scene(32, 40)
+    target = _disc(32, 40, 16, 28, 8)
+    compact = synthesize(image, labels, target, seed=2)
+    sparse = synthesize(image, labels * (high_id - 3) + 3, target * (high_id - 3) + 3, seed=2)
+    np.testing.assert_array_equal(sparse, compact)
+
+
 def test_chunked_gathers_give_the_same_result(monkeypatch):
     image, labels = _scene(40, 56)
     target = _disc(40, 56, 20, 36, 10)
