@@ -141,13 +141,24 @@ def guide_sample(guide: torch.Tensor, patch_size: int, stride: int) -> torch.Ten
     return torch.cat(taps, 0).reshape(5 * k, -1).T  # (n, 5K)
 
 
-def _tap_filters(axes: torch.Tensor, num_classes: int, patch_size: int) -> torch.Tensor:
-    """Convolution filters (dims, K, P, P) that project guide taps onto PCA axes (5K, dims)."""
+def _project_taps(
+    guide: torch.Tensor, axes: torch.Tensor, bias: torch.Tensor, patch_size: int
+) -> torch.Tensor:
+    """(H * W, dims) projections of every pixel's label-guide taps onto axes (5K, dims).
+
+    Args:
+        guide: (K, H, W) float class shares (replicated beyond the border, as in
+            `guide_sample`).
+        axes: (5K, dims) tap-major projection axes; bias: (dims,) added to every row.
+    """
     r = patch_size // 2
-    filters = axes.new_zeros(axes.shape[1], num_classes, patch_size, patch_size)
+    k, h, w = guide.shape
+    padded = F.pad(guide[None], (r, r, r, r), mode="replicate")[0]  # (K, H + 2r, W + 2r)
+    out = bias.expand(h * w, -1).clone()  # (H * W, dims)
     for t, (dy, dx) in enumerate(_guide_taps(patch_size)):
-        filters[:, :, r + dy, r + dx] = axes[t * num_classes : (t + 1) * num_classes].T
-    return filters
+        tap = padded[:, r + dy : r + dy + h, r + dx : r + dx + w].reshape(k, -1)  # (K, H * W)
+        out.addmm_(tap.T, axes[t * k : (t + 1) * k])
+    return out
 
 
 def _pca(rows: torch.Tensor, dims: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -189,7 +200,6 @@ class FeatureSpace:
         # projecting every patch is a convolution with the axes as filters
         self.app_filters = axes.T.reshape(-1, 3, patch_size, patch_size).contiguous()
         self.app_bias = -(mean @ axes)  # (dims,)
-        k = level.source_guide.shape[0]
         sample = torch.cat(
             [
                 guide_sample(level.source_guide, patch_size, stride),
@@ -197,19 +207,19 @@ class FeatureSpace:
             ]
         )  # (n, 5K)
         mean, axes = _pca(sample, guide_dims)
-        filters = _tap_filters(axes, k, patch_size) * guide_weight**0.5
-        bias = -(mean @ axes) * guide_weight**0.5
+        axes = axes * guide_weight**0.5
+        bias = -(mean @ axes)
         p = position_weight**0.5
         self.source_extra = torch.cat(
             [
-                self._project(level.source_guide, filters, bias),
+                _project_taps(level.source_guide, axes, bias, patch_size),
                 p * _heights(*level.source_size, level.image),
             ],
             1,
         )  # (Ns, guide dims + 1)
         self.target_extra = torch.cat(
             [
-                self._project(level.target_guide, filters, bias),
+                _project_taps(level.target_guide, axes, bias, patch_size),
                 p * _heights(*level.target_size, level.image),
             ],
             1,
