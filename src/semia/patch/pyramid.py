@@ -194,7 +194,7 @@ class FeatureSpace:
         edge_weight: float = 0.0,
     ) -> None:
         self.patch_size = patch_size
-        stride = max(1, round((level.image[0].numel() / 16384) ** 0.5))  # fit on <= ~16k patches
+        stride = max(1, round((level.image[0].numel() / 4096) ** 0.5))  # fit on <= ~4k patches
         colour = extract_patches(level.image[None], patch_size, stride, "replicate")[0]  # (n, 3PP)
         mean, axes = _pca(colour, appearance_dims)
         # projecting every patch is a convolution with the axes as filters
