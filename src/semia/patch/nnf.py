@@ -267,19 +267,29 @@ def admit(
         return new, new_d
     held = torch.bincount(old, minlength=num_sources)  # (Ns,) uses before the moves
     # only source pixels that could overflow need the ranking: all their arrivals take part
-    crowded = held + torch.bincount(new[moved], minlength=num_sources) > limit.min()  # (Ns,)
-    moved = moved[crowded[new[moved]]]
+    dest = new.index_select(0, moved)
+    crowded = held + torch.bincount(dest, minlength=num_sources) > limit.min()  # (Ns,)
+    moved = moved[crowded.index_select(0, dest)]
     if moved.numel() == 0:
         return new, new_d
-    moved = moved[torch.argsort(new_d[moved] - old_d[moved], stable=True)]  # best gain first
-    moved = moved[torch.argsort(new[moved], stable=True)]  # grouped by source pixel
-    dest = new[moved]
+    dest = new.index_select(0, moved)
+    gain = new_d.index_select(0, moved) - old_d.index_select(0, moved)  # < 0: closer
+    # one sort: grouped by source pixel, best gain first (ties: in query order)
+    order = torch.argsort(dest * 2**32 + _ordered_bits(gain), stable=True)
+    moved, dest = moved.index_select(0, order), dest.index_select(0, order)
     arrivals = torch.bincount(dest, minlength=num_sources)
-    rank = torch.arange(dest.numel(), device=dest.device) - (arrivals.cumsum(0) - arrivals)[dest]
-    rejected = moved[rank >= (limit[moved] - held[dest])]
+    first = (arrivals.cumsum(0) - arrivals).index_select(0, dest)  # where dest's group starts
+    rank = torch.arange(dest.numel(), device=dest.device) - first
+    rejected = moved[rank >= limit.index_select(0, moved) - held.index_select(0, dest)]
     new, new_d = new.clone(), new_d.clone()
     new[rejected], new_d[rejected] = old[rejected], old_d[rejected]
     return new, new_d
+
+
+def _ordered_bits(x: torch.Tensor) -> torch.Tensor:
+    """(N,) long in [0, 2**32) that sorts like the finite float32 values x (no -0.0)."""
+    bits = x.view(torch.int32).long()
+    return torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits) + 2**31
 
 
 def exact_search(
