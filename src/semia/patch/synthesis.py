@@ -96,6 +96,7 @@ def synthesize(
     return result
 
 
+@torch.inference_mode()
 def synthesize_with_field(
     image: np.ndarray,
     labels: np.ndarray,
