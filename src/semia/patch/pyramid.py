@@ -250,8 +250,10 @@ class FeatureSpace:
         """(H * W, dims) projections of the patches of (C, H, W) by (dims, C, P, P) filters."""
         r = self.patch_size // 2
         padded = F.pad(x[None], (r, r, r, r), mode="replicate")  # (1, C, H + 2r, W + 2r)
-        proj = F.conv2d(padded, filters, bias)[0]  # (dims, H, W)
-        return proj.reshape(proj.shape[0], -1).T  # (H * W, dims)
+        # channels last: the convolution writes pixel-major rows, no transpose afterwards
+        padded = padded.contiguous(memory_format=torch.channels_last)
+        proj = F.conv2d(padded, filters, bias)  # (1, dims, H, W) stored as (H, W, dims)
+        return proj.permute(0, 2, 3, 1).reshape(-1, proj.shape[1])  # (H * W, dims)
 
     def appearance(self, image: torch.Tensor) -> torch.Tensor:
         """(H * W, appearance dims) projected colour patches of a (3, H, W) image."""
