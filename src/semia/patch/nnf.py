@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 from semia.ops import gaussian_blur
 
@@ -50,16 +49,25 @@ def _overlap(source_mask: torch.Tensor, target_mask: torch.Tensor) -> torch.Tens
     """Overlap count of target_mask shifted by every offset d with source_mask.
 
     Args:
-        source_mask: (Hs, Ws) float.
-        target_mask: (Ht, Wt) float.
+        source_mask: (Hs, Ws) 0/1 float.
+        target_mask: (Ht, Wt) 0/1 float.
 
     Returns:
-        (Hs + Ht - 1, Ws + Wt - 1) float; entry [i, j] is sum_p T(p) S(p + d) with
+        (Hs + Ht - 1, Ws + Wt - 1) float counts; entry [i, j] is sum_p T(p) S(p + d) with
         d = (i - Ht + 1, j - Wt + 1).
     """
+    hs, ws = source_mask.shape
     ht, wt = target_mask.shape
-    padded = F.pad(source_mask[None, None], (wt - 1, wt - 1, ht - 1, ht - 1))
-    return F.conv2d(padded, target_mask[None, None])[0, 0]
+    size = (hs + ht - 1, ws + wt - 1)  # large enough that no offset wraps onto another
+    # correlation by FFT (a direct convolution with a mask-sized kernel is far slower); in
+    # float64, so that rounding gives the exact counts
+    spectrum = (
+        torch.fft.rfft2(source_mask.double(), size)
+        * torch.fft.rfft2(target_mask.double(), size).conj()
+    )
+    counts = torch.fft.irfft2(spectrum, size)  # circular: offset d at d mod size
+    counts = counts.roll((ht - 1, wt - 1), (0, 1))  # offset d at d + (Ht - 1, Wt - 1)
+    return counts.round_().to(source_mask.dtype)
 
 
 def initial_nnf(
