@@ -214,6 +214,21 @@ def test_initial_field_follows_a_moved_region():
     assert torch.equal(field[idx], (ys + 2) * 40 + (xs - 15))
 
 
+@pytest.mark.parametrize("sizes", [(5, 7, 4, 3), (3, 2, 6, 9), (1, 1, 2, 2)])
+def test_overlap_counts_every_offset(sizes):
+    hs, ws, ht, wt = sizes
+    rng = np.random.default_rng(sum(sizes))
+    source, target = rng.random((hs, ws)) > 0.4, rng.random((ht, wt)) > 0.5
+    expected = np.zeros((hs + ht - 1, ws + wt - 1))
+    for i, j in np.ndindex(expected.shape):
+        dy, dx = i - ht + 1, j - wt + 1  # target pixel p lands on source pixel p + d
+        for y, x in zip(*np.nonzero(target), strict=True):
+            if 0 <= y + dy < hs and 0 <= x + dx < ws:
+                expected[i, j] += source[y + dy, x + dx]
+    counts = nn_field._overlap(torch.from_numpy(source).float(), torch.from_numpy(target).float())
+    np.testing.assert_array_equal(counts.numpy(), expected)
+
+
 def test_blend_fill_removes_a_colour_step():
     image = torch.full((3, 16, 16), 0.2)
     image[:, :, 8:] = 0.6  # the right half was filled with a brighter copy
