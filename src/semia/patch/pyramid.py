@@ -154,11 +154,11 @@ def _project_taps(
     r = patch_size // 2
     k, h, w = guide.shape
     padded = F.pad(guide[None], (r, r, r, r), mode="replicate")[0]  # (K, H + 2r, W + 2r)
-    out = bias.expand(h * w, -1).clone()  # (H * W, dims)
+    out = bias[:, None].expand(-1, h * w).clone()  # (dims, H * W)
     for t, (dy, dx) in enumerate(_guide_taps(patch_size)):
         tap = padded[:, r + dy : r + dy + h, r + dx : r + dx + w].reshape(k, -1)  # (K, H * W)
-        out.addmm_(tap.T, axes[t * k : (t + 1) * k])
-    return out
+        out.addmm_(axes[t * k : (t + 1) * k].T, tap)
+    return out.T  # (H * W, dims)
 
 
 def _pca(rows: torch.Tensor, dims: int) -> tuple[torch.Tensor, torch.Tensor]:
