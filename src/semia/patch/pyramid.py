@@ -92,8 +92,8 @@ def build_pyramid(
     Returns:
         `levels` Level objects, index 0 the full resolution.
     """
-    src_onehot = F.one_hot(labels, num_classes).permute(2, 0, 1).float()  # (K, H, W)
-    tgt_onehot = F.one_hot(target, num_classes).permute(2, 0, 1).float()  # (K, H2, W2)
+    src_onehot = _one_hot(labels, num_classes)  # (K, H, W)
+    tgt_onehot = _one_hot(target, num_classes)  # (K, H2, W2)
     out = []
     for lv in range(levels):
         src_size = level_size(*labels.shape, lv)
@@ -105,13 +105,19 @@ def build_pyramid(
                 image=_shrink(image, src_size),
                 source_guide=src_guide,
                 allowed=(src_guide > 0).reshape(num_classes, -1),  # (K, Hs * Ws)
-                target=tgt_guide.argmax(0),
+                target=target if lv == 0 else tgt_guide.argmax(0),  # majority class
                 target_guide=tgt_guide,
                 source_edges=None if guides is None else _shrink(guides[0], src_size),
                 target_edges=None if guides is None else _shrink(guides[1], tgt_size),
             )
         )
     return out
+
+
+def _one_hot(ids: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(K, H, W) float one-hot of (H, W) long ids (contiguous, class-major)."""
+    flat = torch.zeros(num_classes, ids.numel(), device=ids.device)  # (K, H * W)
+    return flat.scatter_(0, ids.reshape(1, -1), 1.0).view(num_classes, *ids.shape)
 
 
 def _guide_taps(patch_size: int) -> list[tuple[int, int]]:
