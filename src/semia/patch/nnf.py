@@ -58,16 +58,17 @@ def _overlap(source_mask: torch.Tensor, target_mask: torch.Tensor) -> torch.Tens
     """
     hs, ws = source_mask.shape
     ht, wt = target_mask.shape
-    size = (hs + ht - 1, ws + wt - 1)  # large enough that no offset wraps onto another
-    # correlation by FFT (a direct convolution with a mask-sized kernel is far slower); in
-    # float64, so that rounding gives the exact counts
+    # correlation by FFT (a direct convolution with a mask-sized kernel is far slower), on
+    # a power-of-two grid large enough that no offset wraps onto another; in float64, so that
+    # rounding gives the exact counts
+    size = (1 << (hs + ht - 2).bit_length(), 1 << (ws + wt - 2).bit_length())
     spectrum = (
         torch.fft.rfft2(source_mask.double(), size)
         * torch.fft.rfft2(target_mask.double(), size).conj()
     )
     counts = torch.fft.irfft2(spectrum, size)  # circular: offset d at d mod size
     counts = counts.roll((ht - 1, wt - 1), (0, 1))  # offset d at d + (Ht - 1, Wt - 1)
-    return counts.round_().to(source_mask.dtype)
+    return counts[: hs + ht - 1, : ws + wt - 1].round_().to(source_mask.dtype)
 
 
 def initial_nnf(
