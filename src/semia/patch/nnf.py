@@ -369,15 +369,25 @@ def _best_of(
     """
     n = best.numel()
     ok = allowed.reshape(-1).take(classes * allowed.shape[1] + cands)  # (C, N)
-    # measure only the allowed candidates that differ from the current match: a coherent
-    # field proposes its own match most of the time (and that one can never be strictly closer)
-    todo = (ok & (cands != best)).reshape(-1).nonzero()[:, 0]  # flat (C * N) indices
-    flat = cands.reshape(-1)  # (C * N,)
-    d = torch.full_like(flat, torch.inf, dtype=query.dtype)  # (C * N,)
-    for part in todo.split(max(1, _GATHER_ELEMENTS // query.shape[1])):
-        pairs = flat.index_select(0, part)  # (n',) source pixels to measure
-        diff = keys.index_select(0, pairs) - query.index_select(0, part % n)  # (n', D)
-        d.index_copy_(0, part, diff.square_().sum(1))
+    # only the allowed candidates that differ from the current match can be strictly closer
+    measure = ok & (cands != best)  # (C, N)
+    block = max(1, _GATHER_ELEMENTS // query.shape[1])  # pairs measured at once
+    d = torch.full(cands.shape, torch.inf, dtype=query.dtype, device=query.device)  # (C, N)
+    if 2 * int(measure.sum()) > measure.numel():
+        # mostly new candidates (random search): measure them all, query rows in order
+        for cand, dist in zip(cands, d, strict=True):
+            for i in range(0, n, block):
+                diff = keys.index_select(0, cand[i : i + block]) - query[i : i + block]
+                torch.sum(diff.square_(), 1, out=dist[i : i + block])
+        d = torch.where(measure, d, torch.inf)
+    else:
+        # a coherent field proposes its own match most of the time: measure only the others
+        todo = measure.reshape(-1).nonzero()[:, 0]  # flat (C * N) indices
+        flat, d = cands.reshape(-1), d.view(-1)  # (C * N,)
+        for part in todo.split(block):
+            pairs = flat.index_select(0, part)  # (n',) source pixels to measure
+            diff = keys.index_select(0, pairs) - query.index_select(0, part % n)  # (n', D)
+            d.index_copy_(0, part, diff.square_().sum(1))
     cand_d, which = d.view(cands.shape).min(0)  # (N,)
     better = cand_d < best_d
     new = cands.gather(0, which[None])[0]
