@@ -28,7 +28,11 @@ import torch.nn.functional as F
 from semia import io
 from semia.patch import synthesize
 
-DATA = Path(os.environ.get("SEMIA_EXAMPLES", "/work/shared/data/semia-examples"))
+DATA = Path(
+    os.environ.get(
+        "SEMIA_EXAMPLES", Path(__file__).resolve().parents[2] / "shared" / "data" / "semia-examples"
+    )
+)
 SIZES = ((256, 256), (256, 512))  # (height, width)
 
 

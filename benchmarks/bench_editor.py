@@ -37,7 +37,11 @@ from semia.editor.config import EditorConfig
 from semia.editor.server import Editor, bind, create_app, make_server
 from semia.io import load_scene
 
-DATA = Path(os.environ.get("SEMIA_EXAMPLES", "/work/shared/data/semia-examples"))
+DATA = Path(
+    os.environ.get(
+        "SEMIA_EXAMPLES", Path(__file__).resolve().parents[2] / "shared" / "data" / "semia-examples"
+    )
+)
 
 
 def _serve(editor: Editor):

@@ -41,7 +41,7 @@ from semia.gan.tensors import one_hot
 from semia.io import load_scene, read_target
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "src" / "semia" / "examples"
-SHARED = Path("/work/shared/data/semia-examples")
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "semia-examples"
 
 
 def _scene_dir(name: str) -> Path:
