@@ -24,7 +24,7 @@ _GATHER_ELEMENTS = 2**16
 
 def _class_pool(allowed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Source pixels allowed per class, packed: (pool, start (K,), count (K,))."""
-    count = allowed.sum(1)  # (K,)
+    count = torch.count_nonzero(allowed, dim=1)  # (K,)
     start = torch.cumsum(count, 0) - count
     pool = allowed.nonzero()[:, 1]  # sorted by class, then pixel
     return pool, start, count
@@ -36,8 +36,9 @@ def random_allowed(
     """A uniformly random allowed source pixel for each entry of `classes` ((N,) long)."""
     pool, start, count = _class_pool(allowed)
     u = torch.rand(classes.shape, generator=generator, device=classes.device)
-    pick = (u * count[classes]).long().clamp_max_(count[classes] - 1)
-    return pool[start[classes] + pick]
+    count, start = count.index_select(0, classes), start.index_select(0, classes)  # (N,)
+    pick = (u * count).long().clamp_max_(count - 1)
+    return pool.index_select(0, start + pick)
 
 
 def is_allowed(nnf: torch.Tensor, classes: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
