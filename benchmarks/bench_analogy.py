@@ -5,8 +5,15 @@ edited target maps, resized to 256x256 and 512x256 (width x height), several run
 the median and best seconds and the process's peak resident memory.
 
     python benchmarks/bench_analogy.py [--scene zebra] [--target 2] [--runs 5] [--threads 2,1]
+        [--generate]
 
-Targets (2 CPU cores): 256x256 <= 2.5 s, 512x256 <= 6 s, peak memory < 1.5 GB. On a machine
+With --generate, also times a SemIA model's generation at each size (`SemIA.generate`: the
+analogy it refines plus one generator pass and the compositing), with a model trained for two
+iterations in a temporary folder: generation costs the same whatever the training (the peak
+RSS then includes those two training iterations).
+
+Targets (2 threads, 2 CPU cores): synthesize 256x256 <= 0.6 s and 512x256 <= 1 s, generate
+256x256 <= 0.3 s, peak memory < 1.5 GB. On a machine
 shared with other jobs the figures are pessimistic (the load average is printed alongside); two
 threads suffer most there, since every tensor op waits for both to be scheduled.
 """
@@ -14,10 +21,12 @@ threads suffer most there, since every tensor op waits for both to be scheduled.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import resource
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -51,6 +60,29 @@ def _resized(image: np.ndarray, labels: np.ndarray, target: np.ndarray, size: tu
     return image, io.resize_nearest(labels, size), io.resize_nearest(target, size)
 
 
+def _report(threads: int, size: tuple[int, int], what: str, runs: int, call) -> None:
+    """Time call(seed=...) `runs` times after one warm-up run; print the median and best."""
+    call(seed=0)
+    times = []
+    for run in range(runs):
+        start = time.perf_counter()
+        call(seed=run)
+        times.append(time.perf_counter() - start)
+    print(
+        f"{threads} thread(s) {size[1]}x{size[0]} {what}: median {statistics.median(times):.2f} s, "
+        f"best {min(times):.2f} s over {runs} runs (load average now {os.getloadavg()[0]:.1f})"
+    )
+
+
+def _tiny_model(image: np.ndarray, labels: np.ndarray, folder: Path):
+    """A SemIA model trained for two iterations (as costly to generate with as a trained one)."""
+    from semia.config import TrainConfig
+    from semia.gan import SemIA
+
+    config = TrainConfig(iters=2, full_size_iters=1, checkpoint_every=1000, preview_every=1000)
+    return SemIA.train(image, labels, folder, config)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scene", default="zebra", help="scene folder under SEMIA_EXAMPLES")
@@ -61,6 +93,9 @@ def main() -> None:
         default="2,1",
         help="comma-separated torch CPU thread counts to time (2: the target setting; 1 shows "
         "what a busy shared machine costs two threads)",
+    )
+    parser.add_argument(
+        "--generate", action="store_true", help="also time SemIA.generate (analogy + one G pass)"
     )
     args = parser.parse_args()
 
@@ -74,21 +109,19 @@ def main() -> None:
         f"torch {torch.__version__}; load average {os.getloadavg()[0]:.1f} on "
         f"{os.cpu_count()} CPUs"
     )
-    for threads in (int(t) for t in args.threads.split(",")):
-        torch.set_num_threads(threads)
-        for size in SIZES:
-            img, src, tgt = _resized(image, labels.ids, target, size)
-            synthesize(img, src, tgt, num_classes=labels.num_classes, seed=0)  # warm-up
-            times = []
-            for run in range(args.runs):
-                start = time.perf_counter()
-                synthesize(img, src, tgt, num_classes=labels.num_classes, seed=run)
-                times.append(time.perf_counter() - start)
-            print(
-                f"{threads} thread(s) {size[1]}x{size[0]}: median "
-                f"{statistics.median(times):.2f} s, best {min(times):.2f} s over {args.runs} "
-                f"runs (load average now {os.getloadavg()[0]:.1f})"
-            )
+    models = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for threads in (int(t) for t in args.threads.split(",")):
+            torch.set_num_threads(threads)
+            for size in SIZES:
+                img, src, tgt = _resized(image, labels.ids, target, size)
+                run = functools.partial(synthesize, img, src, tgt, num_classes=labels.num_classes)
+                _report(threads, size, "synthesize", args.runs, run)
+                if args.generate:
+                    if size not in models:
+                        models[size] = _tiny_model(img, src, Path(scratch) / f"{size[0]}x{size[1]}")
+                    run = functools.partial(models[size].generate, tgt)
+                    _report(threads, size, "generate", args.runs, run)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     print(f"peak RSS {peak_mb:.0f} MB (whole process, including Python and torch)")
 
