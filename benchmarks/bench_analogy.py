@@ -13,9 +13,9 @@ iterations in a temporary folder: generation costs the same whatever the trainin
 RSS then includes those two training iterations).
 
 Targets (2 threads, 2 CPU cores): synthesize 256x256 <= 0.6 s and 512x256 <= 1 s, generate
-256x256 <= 0.3 s, peak memory < 1.5 GB. On a machine
-shared with other jobs the figures are pessimistic (the load average is printed alongside); two
-threads suffer most there, since every tensor op waits for both to be scheduled.
+256x256 <= 0.3 s, peak memory < 1.5 GB. On a machine shared with other jobs the figures are
+pessimistic (the load average is printed alongside); two threads suffer most there, since every
+tensor op waits for both to be scheduled.
 """
 
 from __future__ import annotations
