@@ -16,7 +16,7 @@ class EditorConfig(Config):
     max_size: int = setting(
         256,
         "longest side of photos in the editor; larger ones are downscaled (a result takes "
-        "about 0.5 s at 256 px, 4 times that at 512 px, on 2 CPU cores)",
+        "about 0.2 s at 256 px, 3 to 4 times that at 512 px, on 2 CPU cores)",
         lo=16,
         hi=4096,
     )
