@@ -45,18 +45,20 @@ log = logging.getLogger(__name__)
 
 def _check_inputs(
     image: np.ndarray, labels: np.ndarray, target: np.ndarray, num_classes: int | None
-) -> None:
-    """Validate the arrays (InputError with what to fix)."""
+) -> np.ndarray:
+    """Validate the arrays (InputError with what to fix); returns the sorted source class ids."""
     image = as_image(image)
     labels = as_ids(labels, "labels", num_classes=num_classes, shape=image.shape[:2])
     target = as_ids(target, "target", num_classes=num_classes)
-    missing = np.setdiff1d(_present(target), _present(labels), assume_unique=True)
+    present = _present(labels)
+    missing = np.setdiff1d(_present(target), present, assume_unique=True)
     if missing.size:
         raise InputError(
             f"target uses class id(s) {missing.tolist()} that the source label map does not "
             "contain, so there is no texture to copy for them; draw those regions with classes "
             "present in the source"
         )
+    return present
 
 
 def _present(ids: np.ndarray) -> np.ndarray:
@@ -133,9 +135,8 @@ def synthesize_with_field(
     Raises:
         ValueError: malformed inputs, or a target class that the source does not contain.
     """
-    _check_inputs(image, labels, target, num_classes)
     # work with the classes the source has, renumbered 0..k-1 (guide size grows with k)
-    present = _present(labels)
+    present = _check_inputs(image, labels, target, num_classes)
     src_compact, tgt_compact = np.searchsorted(present, labels), np.searchsorted(present, target)
     k = len(present)
     device = torch.device(device)
