@@ -295,9 +295,11 @@ class GeneratorConfig(Config):
         1.0, "initial a of the SFT gate gamma *= exp(-a |log-ratio|) (0 = off)", lo=0, hi=100
     )
     fill_changed: str = setting(
-        "sample",
-        "G input where labels change: sample (blocks of the new class) | mean | off (paper)",
-        choices=("off", "mean", "sample"),
+        "analogy",
+        "G input where labels change: sample (blocks of the new class) | mean | off (paper) | "
+        "analogy (training too feeds G the training-free result of the same pair, as generation "
+        "does; sample where it cannot be made)",
+        choices=("off", "mean", "sample", "analogy"),
     )
     fill_margin: int = setting(
         2, '"sample": anchors this far inside their class (-1 = anywhere in it)', lo=-1, hi=64
@@ -436,7 +438,7 @@ class GenerateConfig(Config):
         choices=("analogy", "fill"),
     )
     anchor_sigma: float = setting(
-        4.0,
+        2.0,
         'init "analogy": G keeps its detail finer than this Gaussian sigma (px at 256 px) and '
         "takes the coarser structure (colours, shading) from the analogy, so its colours "
         "cannot drift (0 = G's output as it is)",

@@ -63,10 +63,10 @@ def test_models_stored_before_the_fill_options_load_without_them():
     assert ckpt.config_from_dict(stored, version=2) == TrainConfig()  # today's files: defaults
     config = ckpt.config_from_dict(json.loads(json.dumps(stored)), version=1)
     new = TrainConfig().generator
-    assert (new.fill_changed, new.fill_margin, new.fill_dilate) == ("sample", 2, 2)
+    assert (new.fill_changed, new.fill_margin, new.fill_dilate) == ("analogy", 2, 2)
     old = config.generator
     assert (old.fill_changed, old.fill_margin, old.fill_dilate) == ("off", -1, 0)
-    assert replace(old, fill_changed="sample", fill_margin=2, fill_dilate=2) == new
+    assert replace(old, fill_changed="analogy", fill_margin=2, fill_dilate=2) == new
 
 
 def _stepped_adam(seed: int) -> tuple[torch.nn.Module, torch.optim.Adam]:

@@ -62,7 +62,7 @@ def _far_from(changed: np.ndarray, margin: int) -> np.ndarray:
 
 def test_generate_config_defaults_and_validation():
     assert TrainConfig().generate == GenerateConfig(
-        init="analogy", anchor_sigma=4.0, keep_copied=True, composite_margin=-1, refine_band=-1
+        init="analogy", anchor_sigma=2.0, keep_copied=True, composite_margin=-1, refine_band=-1
     )
     assert TrainConfig.original().generate.init == "fill"  # G alone: nothing to anchor to
     assert TrainConfig.original().generate.composite_margin == -1

@@ -295,3 +295,53 @@ def test_resume_with_more_iterations_follows_the_new_schedule(tmp_path):
     # the learning-rate decay is computed from the new total: step 5 of 6 is not at lr 0
     assert records[-1]["lr_factor"] == pytest.approx(lr_factor(5, _config(6)), abs=1e-5)
     assert records[-1]["lr_factor"] > 0
+
+
+def test_analogy_fill_feeds_g_the_training_free_result_of_its_own_pair(tmp_path):
+    """fill_changed "analogy": a sample step's G gets the analogy of the pair it is given (the
+    input generation gives it), whose changed pixels carry the target class's colours; None
+    (G's own block fill) for an unchanged pair, a class the source lacks, or other fills."""
+    from semia.gan.steps import _analogy_init
+
+    image, labels = _scene()
+    gen = replace(_config(4).generator, fill_changed="analogy")
+    config = _config(20, crop_size=0, rec_every=0, swap_prob=0.0, generator=gen)
+    run = setup_run(image, labels, 3, tmp_path, config, device=torch.device("cpu"), seed=0)
+    seen = []
+    forward = run.nets.G.forward
+
+    def spy(img, source, target, init=None):
+        seen.append((source.argmax(1), target.argmax(1), init))
+        return forward(img, source, target, init)
+
+    run.nets.G.forward = spy
+    for step in range(6):
+        train_iteration(run, step)
+    src_t = image_to_tensor(image, "cpu")
+    means = torch.stack([src_t[0][:, torch.from_numpy(labels) == c].mean(1) for c in range(3)])
+    checked = 0
+    for src_ids, tgt_ids, init in seen:
+        changed = src_ids[0] != tgt_ids[0]
+        if not changed.any():
+            assert init is None
+            continue
+        assert init is not None and init.shape == (1, 3, *tgt_ids.shape[-2:])
+        assert init.min() >= -1 and init.max() <= 1
+        pixels = init[0][:, changed].T  # (n, 3) the changed pixels' colours
+        nearest = torch.cdist(pixels, means).argmin(1)
+        assert (nearest == tgt_ids[0][changed]).float().mean() > 0.95
+        checked += 1
+    assert checked >= 3
+
+    ids = torch.from_numpy(labels)[None]
+    other = ids.clone()
+    other[0, :5, :5] = 2
+    no_two = torch.where(ids == 2, 0, ids)
+    assert _analogy_init(run, src_t, ids, ids) is None  # nothing changes
+    assert _analogy_init(run, src_t, no_two, other) is None  # class 2 is not in the source
+    sample = _config(4, generator=replace(gen, fill_changed="sample"))
+    plain = setup_run(image, labels, 3, tmp_path, sample, device="cpu", seed=0)
+    assert _analogy_init(plain, src_t, ids, other) is None  # the "sample" fill
+    made = _analogy_init(run, src_t, ids, other)
+    assert made is not None  # away from the change, the analogy copies the source in place
+    torch.testing.assert_close(made[0][:, 10:, 10:], src_t[0][:, 10:, 10:], atol=1e-5, rtol=0)

@@ -8,7 +8,7 @@ record.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +16,13 @@ import numpy as np
 import torch
 
 from semia.config import TrainConfig
+from semia.errors import InputError
 from semia.gan.augment import augment_pair, augment_strength, paste_regions
 from semia.gan.conditions import (
     condition_channels,
     label_classes,
     make_condition,
+    uses_edges,
     uses_labels,
 )
 from semia.gan.losses import (
@@ -281,12 +283,13 @@ def _sample_step(
     tgt_img, tgt_edges = _split(tgt_img)
     oh_src = run.condition(src_ids, src_edges)
     oh_tgt = run.condition(tgt_ids, tgt_edges)
+    init = _analogy_init(run, src_img, src_ids, tgt_ids, (src_edges, tgt_edges))
     g_params = list(nets.G.parameters())
     d_params = list(nets.D.parameters())
     weights = _term_weights(cfg)
     out: dict[str, float] = {}
     for k in range(max(1, cfg.g_steps)):
-        fake = nets.G(src_img, oh_src, oh_tgt)
+        fake = nets.G(src_img, oh_src, oh_tgt, init)
         clock.lap("g_forward")
         fake_d = real_d = None
         if use_d:
@@ -321,7 +324,7 @@ def _sample_step(
     # Further D steps (original schedule), each on a fresh fake from the updated G.
     for _ in range(cfg.d_steps - 1 if use_d else 0):
         with torch.no_grad():
-            fake = nets.G(src_img, oh_src, oh_tgt)
+            fake = nets.G(src_img, oh_src, oh_tgt, init)
         clock.lap("g_forward")
         d_loss = lsgan_d_loss(nets.D(tgt_img)[0], nets.D(fake)[0])
         clock.lap("d_forward")
@@ -331,6 +334,53 @@ def _sample_step(
         nets.opt_d.step()
         clock.lap("optim")
     return out
+
+
+def _analogy_init(
+    run: Run,
+    src_img: torch.Tensor,
+    src_ids: torch.Tensor,
+    tgt_ids: torch.Tensor,
+    edges: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None),
+) -> torch.Tensor | None:
+    """G's input where labels change in a sample step with fill_changed "analogy": the
+    training-free result of the same pair, (1, 3, H2, W2) in [-1, 1], as generation feeds G
+    (GenerateConfig.init "analogy"); for labels + edges the pair's edge channels guide it as a
+    sketch does. None (G's own "sample" fill) for other fills, the edges condition, an
+    unchanged pair, or a target class the source crop lacks."""
+    cfg = run.config
+    if cfg.generator.fill_changed != "analogy" or not uses_labels(cfg.condition):
+        return None
+    if src_img.shape[0] != 1:
+        return None
+    guides = None
+    if uses_edges(cfg.condition) and edges[0] is not None and edges[1] is not None:
+        guides = (edges[0][0, 0].detach().cpu().numpy(), edges[1][0, 0].detach().cpu().numpy())
+    if torch.equal(src_ids, tgt_ids) and (guides is None or np.array_equal(*guides)):
+        return None
+    from semia.config import PatchConfig
+    from semia.patch.synthesis import synthesize
+
+    dev = run.generator.device
+    seed = int(torch.randint(0, 2**31 - 1, (), generator=run.generator, device=dev))
+    image = ((src_img[0].detach().permute(1, 2, 0) + 1.0) * 0.5).clamp(0, 1).cpu().numpy()
+    patch = PatchConfig()
+    if guides is not None:  # as semia.analogy weighs a sketch beside a target map
+        patch = replace(patch, edge_weight=patch.labels_edge_weight)
+    try:
+        out = synthesize(
+            image,
+            src_ids[0].cpu().numpy(),
+            tgt_ids[0].cpu().numpy(),
+            num_classes=run.num_classes,
+            seed=seed,
+            config=patch,
+            device=src_img.device,
+            guides=guides,
+        )
+    except InputError:  # the target has a class that the source crop lacks
+        return None
+    return image_to_tensor(out, src_img.device)
 
 
 def _segmenter_step(

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-FILL_MODES = ("off", "mean", "sample")
+FILL_MODES = ("off", "mean", "sample", "analogy")
 FILL_BLOCK = 8  # side of the blocks copied by fill_changed(mode="sample")
 FILL_CANDIDATES = 32  # random source anchors drawn per block and class; the nearest one is used
 FILL_MIN_INTERIOR = 64  # a class with fewer interior anchor pixels draws from all its pixels
@@ -23,7 +23,8 @@ def fill_changed(
 ) -> Tensor:
     """Replace the pixels whose label changes by content of their target class.
 
-    mode "mean": the class's mean source colour. mode "sample": the target grid is cut into
+    mode "mean": the class's mean source colour. mode "analogy" fills as "sample" does (the
+    trainer passes the analogy itself as G's init; this is the fallback). mode "sample": the target grid is cut into
     FILL_BLOCK-sized blocks and each block copies, per class, the block of source pixels at an
     anchor of that class (of FILL_CANDIDATES random pixels of the class, the one nearest to the
     block, height counting most; a pixel whose copy falls on another class takes its anchor's
@@ -47,7 +48,7 @@ def fill_changed(
     overall = image.mean(dim=(2, 3))[:, None, :]  # (B, 1, 3)
     means = torch.where(counts[..., None] > 0, means, overall)
     fill = torch.einsum("bkc,bkhw->bchw", means, target)  # (B, 3, H, W)
-    if mode == "sample":
+    if mode in ("sample", "analogy"):  # "analogy": the trainer passes the analogy as init
         copied, present = _copy_blocks(image, source, target, counts, margin)
         fill = torch.where(present, _smooth_block_means(copied, target), fill)
     return image * (1.0 - changed) + fill * changed
