@@ -24,13 +24,14 @@ def fill_changed(
     """Replace the pixels whose label changes by content of their target class.
 
     mode "mean": the class's mean source colour. mode "analogy" fills as "sample" does (the
-    trainer passes the analogy itself as G's init; this is the fallback). mode "sample": the target grid is cut into
-    FILL_BLOCK-sized blocks and each block copies, per class, the block of source pixels at an
-    anchor of that class (of FILL_CANDIDATES random pixels of the class, the one nearest to the
-    block, height counting most; a pixel whose copy falls on another class takes its anchor's
-    colour), so the generator starts from the class's texture instead of a flat colour; the
-    blocks' mean colours are then smoothed per class (_smooth_block_means), so no patchwork of
-    light and dark blocks remains. The random anchors use a fixed seed (deterministic outputs).
+    trainer passes the analogy itself as G's init; this is the fallback). mode "sample": the
+    target grid is cut into FILL_BLOCK-sized blocks and each block copies, per class, the block
+    of source pixels at an anchor of that class (of FILL_CANDIDATES random pixels of the class,
+    the one nearest to the block, height counting most; a pixel whose copy falls on another
+    class takes its anchor's colour), so the generator starts from the class's texture instead
+    of a flat colour; the blocks' mean colours are then smoothed per class
+    (_smooth_block_means), so no patchwork of light and dark blocks remains. The random anchors
+    use a fixed seed (deterministic outputs).
     With margin >= 0 the anchors are drawn from the class's interior (whole blocks at least
     `margin` pixels inside it, unless it has fewer than FILL_MIN_INTERIOR such pixels), so that no
     block copies the blended pixels of a class border (a halo, a snowy ridge). With dilate > 0 the
