@@ -296,9 +296,9 @@ class GeneratorConfig(Config):
     )
     fill_changed: str = setting(
         "analogy",
-        "G input where labels change: sample (blocks of the new class) | mean | off (paper) | "
-        "analogy (training too feeds G the training-free result of the same pair, as generation "
-        "does; sample where it cannot be made)",
+        "G input where labels change in training: analogy (the training-free result of the "
+        "same pair, as generation feeds G; sample where it cannot be made) | sample (blocks of "
+        "the new class) | mean | off (paper)",
         choices=("off", "mean", "sample", "analogy"),
     )
     fill_margin: int = setting(
