@@ -96,7 +96,8 @@ def _loss_term_timings(run, size: int, repeats: int = 5) -> dict[str, float]:
 
 
 def _print_phase(title: str, timings: dict[str, dict[str, float]]) -> None:
-    parts = ["augment", "g_forward", "d_forward", "losses", "backward", "optim", "s_step", "total"]
+    parts = ["augment", "analogy", "g_forward", "d_forward", "losses", "backward", "optim"]
+    parts += ["s_step", "total"]
     print(f"\n{title}: median seconds per iteration and component")
     print(f"  {'kind':<8}" + "".join(f"{p:>10}" for p in parts))
     for kind, t in sorted(timings.items()):

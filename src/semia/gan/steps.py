@@ -284,6 +284,8 @@ def _sample_step(
     oh_src = run.condition(src_ids, src_edges)
     oh_tgt = run.condition(tgt_ids, tgt_edges)
     init = _analogy_init(run, src_img, src_ids, tgt_ids, (src_edges, tgt_edges))
+    if init is not None:
+        clock.lap("analogy")
     g_params = list(nets.G.parameters())
     d_params = list(nets.D.parameters())
     weights = _term_weights(cfg)
