@@ -11,9 +11,10 @@ Prints
 
     python benchmarks/bench_train.py [--scene zebra] [--max-size 256] [--threads N] [--iters N]
 
-Measured 2026-11-26 on the 2-core development machine (quiet), zebra at 256x170, 1 thread: whole
-default schedule (1600 iterations) 279 s wall, 0.174 s/iteration, generation 0.076 s per target,
-peak RSS 0.68 GiB.
+Measured 2026-11-28 on the 2-core development machine (idle), zebra at 256x170, 1 thread: whole
+default schedule (1600 iterations) 408 s wall, 0.255 s/iteration (279 s before sample steps ran
+an analogy: 0.09 s per step on a 128 px crop, 0.25 s at full size), generation 0.24 s per target
+(analogy included), peak RSS 0.69 GiB.
 """
 
 from __future__ import annotations
