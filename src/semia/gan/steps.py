@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from semia.config import TrainConfig
+from semia.config import PatchConfig, TrainConfig
 from semia.errors import InputError
 from semia.gan.augment import augment_pair, augment_strength, paste_regions
 from semia.gan.conditions import (
@@ -360,7 +360,6 @@ def _analogy_init(
         guides = (edges[0][0, 0].detach().cpu().numpy(), edges[1][0, 0].detach().cpu().numpy())
     if torch.equal(src_ids, tgt_ids) and (guides is None or np.array_equal(*guides)):
         return None
-    from semia.config import PatchConfig
     from semia.patch.synthesis import synthesize
 
     dev = run.generator.device
