@@ -106,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--edge-sigma", type=float, default=PatchConfig.edge_sigma)
     p.add_argument("--edge-weight", type=float, default=PatchConfig.edge_weight)
     p.add_argument("--labels-edge-weight", type=float, default=PatchConfig.labels_edge_weight)
+    p.add_argument(
+        "--labels-edge-kept-spread", type=float, default=PatchConfig.labels_edge_kept_spread
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
@@ -114,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         edge_sigma=args.edge_sigma,
         edge_weight=args.edge_weight,
         labels_edge_weight=args.labels_edge_weight,
+        labels_edge_kept_spread=args.labels_edge_kept_spread,
     )
     rows: dict[str, list[list[float]]] = {m: [] for m in args.methods}
     times: dict[str, list[float]] = {m: [] for m in args.methods}
@@ -146,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"gt-dev sketch-to-image, {len(seqs)} sequences x {len(args.frames)} frames = {n} "
           f"targets, {args.size} px, edge detail {args.edge_detail}, edge sigma "
           f"{args.edge_sigma}, edge weight {args.edge_weight} (with labels "
-          f"{args.labels_edge_weight}), seed {args.seed}\n")  # fmt: skip
+          f"{args.labels_edge_weight}, kept-label vote spread {args.labels_edge_kept_spread}), "
+          f"seed {args.seed}\n")  # fmt: skip
     print(
         "| method | PSNR changed | SSIM changed | PSNR frame | SSIM frame | SWD to truth x1000 "
         "| wall s | CPU s |"

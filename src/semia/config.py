@@ -215,6 +215,14 @@ class PatchConfig(Config):
         lo=0,
         hi=1e6,
     )
+    labels_edge_kept_spread: float = setting(
+        0.5,
+        "labels + edges: vote_spread on the pixels whose label stays (there the lines only "
+        "shift the source's own texture: sharper votes keep it a copy, not a blur; 0 = "
+        "vote_spread)",
+        lo=0,
+        hi=100,
+    )
     edge_sigma: float = setting(
         0.01, "edge guides: blur of the line maps / longest side", lo=0, hi=0.5
     )
@@ -242,6 +250,13 @@ class PatchConfig(Config):
     vote_spread: float = setting(
         1.0, "finest level: votes weighted exp(-|offset|^2 / 2 s^2) (0: mean)", lo=0, hi=100
     )
+    kept_vote_spread: float = setting(
+        0.0,
+        "finest level: vote_spread on the pixels whose label stays, for a target of the "
+        "source's size (0 = vote_spread; labels + edges use labels_edge_kept_spread)",
+        lo=0,
+        hi=100,
+    )
     blend_sigma: float = setting(
         0.2, "coarsest init: colour-seam smoothing width / longest side (0: off)", lo=0, hi=1
     )
@@ -254,6 +269,14 @@ class PatchConfig(Config):
         lo=0,
         hi=1e6,
     )
+
+    def for_labels_and_edges(self) -> PatchConfig:
+        """The settings for a sketch that comes with a target label map (labels + edges)."""
+        return replace(
+            self,
+            edge_weight=self.labels_edge_weight,
+            kept_vote_spread=self.labels_edge_kept_spread,
+        )
 
 
 # --- GAN configs (generator, discriminator, segmenter, losses, training) ---

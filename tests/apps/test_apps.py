@@ -166,6 +166,43 @@ def test_labels_and_edges_weigh_the_lines_with_their_own_setting():
     assert light[:, 17:23].mean() < 0.45  # light lines: the labels keep the bar in place
 
 
+def test_labels_and_edges_vote_sharper_where_the_label_stays():
+    """Where the label stays, the lines only shift the source's own texture: the finest votes
+    there use `labels_edge_kept_spread` (sharper), which keeps the noise texture about as
+    crisp as the photo's instead of averaging it away. Labels alone ignore the setting."""
+    from scipy.ndimage import laplace
+
+    rng = np.random.default_rng(0)
+    h, w = 64, 96
+    image = np.empty((h, w, 3), np.float32)
+    image[:, :48], image[:, 48:] = (0.7, 0.5, 0.3), (0.2, 0.4, 0.6)
+    image = np.clip(image + rng.normal(0, 0.12, image.shape), 0, 1).astype(np.float32)
+    image[:, 20:24] = 0.05  # a dark stripe inside class 0
+    ids = np.zeros((h, w), np.int64)
+    ids[:, 48:] = 1
+    target = ids.copy()
+    target[:, 40:48] = 1  # class 1 grows to the left
+    sketch = np.ones((h, w), np.float32)
+    sketch[:, [26, 29, 40]] = 0.0  # the stripe drawn 6 px to the right; the new border
+    stays = ids == target
+    stays[:, 36:52] = False  # away from the changed band
+
+    def detail(img: np.ndarray) -> float:  # mean |Laplacian| where the label stays
+        return float(np.mean([np.abs(laplace(img[..., c]))[stays].mean() for c in range(3)]))
+
+    def run(kept: float, with_sketch: bool = True) -> np.ndarray:
+        config = semia.PatchConfig(labels_edge_kept_spread=kept)
+        lines = sketch if with_sketch else None
+        return semia.analogy(image, ids, target, sketch=lines, seed=0, config=config)
+
+    soft, sharp = run(0.0), run(0.5)  # 0: the plain vote_spread everywhere
+    for out in (soft, sharp):
+        assert out[:, 26:30].mean() < 0.2 < 0.4 < out[:, 20:24].mean()  # the stripe moved
+    assert detail(sharp) > detail(soft) + 0.03 * detail(image)
+    assert detail(sharp) > 0.9 * detail(image)
+    np.testing.assert_array_equal(run(0.0, False), run(0.5, False))
+
+
 def test_analogy_keeps_the_old_signature_and_checks_layout_arguments():
     ids = scene_ids(24, 32)
     image = PALETTE[ids].astype(np.float32) / 255

@@ -188,6 +188,28 @@ def test_vote_of_identity_field_copies_the_image():
     torch.testing.assert_close(out, img)
 
 
+def test_vote_with_a_spread_per_pixel_is_the_scalar_vote_on_each_part():
+    """A (H, W) spread gives every pixel the vote a scalar spread of its value would give it
+    (0: the plain mean), so sharp and soft votes can share one image."""
+    image, labels = _scene(12, 15)
+    img = torch.from_numpy(image).permute(2, 0, 1).contiguous()  # (3, H, W)
+    lab = torch.zeros_like(torch.from_numpy(labels))
+    allowed = torch.ones(1, lab.numel(), dtype=torch.bool)
+    field = torch.randperm(lab.numel(), generator=torch.Generator().manual_seed(0))
+    weights = torch.ones(lab.numel())
+    spread = torch.full(lab.shape, 1.0)
+    spread[:, 8:] = 0.4
+    spread[:4, :4] = 0.0
+    out = nn_field.vote(field, weights, img, allowed, lab, 5, spread)
+    for value in (1.0, 0.4, 0.0):
+        alone = nn_field.vote(field, weights, img, allowed, lab, 5, value)
+        where = spread == value
+        torch.testing.assert_close(out[:, where], alone[:, where])
+    assert (
+        out[:, :, 8:] - nn_field.vote(field, weights, img, allowed, lab, 5, 1.0)[:, :, 8:]
+    ).abs().max() > 0.01
+
+
 def test_upsampled_identity_field_stays_identity():
     coarse = torch.arange(4 * 6)
     fine = nn_field.upsample_nnf(coarse, (4, 6), (4, 6), (7, 11), (7, 11))

@@ -8,7 +8,7 @@ record.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -367,7 +367,7 @@ def _analogy_init(
     image = ((src_img[0].detach().permute(1, 2, 0) + 1.0) * 0.5).clamp(0, 1).cpu().numpy()
     patch = PatchConfig()
     if guides is not None:  # as semia.analogy weighs a sketch beside a target map
-        patch = replace(patch, edge_weight=patch.labels_edge_weight)
+        patch = patch.for_labels_and_edges()
     try:
         out = synthesize(
             image,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 
 import numpy as np
@@ -64,7 +63,7 @@ def analogy(
             labels = np.zeros(image.shape[:2], dtype=np.int64)  # one class: a neutral guide
             target = labels
         else:
-            config = dataclasses.replace(config, edge_weight=config.labels_edge_weight)
+            config = config.for_labels_and_edges()
         size = as_ids(target, "target").shape
         guides = _edge_guides(image, sketch, source_sketch, size, edge_detail, config)
     src = as_ids(labels, "labels", shape=image.shape[:2])

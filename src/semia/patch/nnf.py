@@ -459,7 +459,7 @@ def vote(
     allowed: torch.Tensor,
     target: torch.Tensor,
     patch_size: int,
-    spread: float = 0.0,
+    spread: float | torch.Tensor = 0.0,
 ) -> torch.Tensor:
     """Patch voting: each target pixel averages what the overlapping matched patches put there.
 
@@ -476,6 +476,7 @@ def vote(
         patch_size: odd patch side.
         spread: if > 0, a vote from a patch whose centre lies at offset o from the pixel is
             weighted by exp(-|o|^2 / (2 spread^2)) (sharper); 0: all votes weigh the same.
+            A (Ht, Wt) tensor gives each target pixel its own spread.
 
     Returns:
         (3, Ht, Wt) float image.
@@ -493,6 +494,10 @@ def vote(
     rows = torch.cat([image, torch.ones_like(image[:1])]).reshape(4, -1).T.contiguous()
     allowed_flat = allowed.reshape(-1)
     acc = image.new_zeros(ht, wt, 4)  # weighted colour sums, weight sums
+    inv = None  # per pixel 1 / (2 spread^2), 0 where spread is 0 (plain mean)
+    if isinstance(spread, torch.Tensor):
+        s = spread.to(image.dtype)
+        inv = torch.where(s > 0, 0.5 / s.clamp_min(1e-6).square(), torch.zeros_like(s))
     # one offset d at a time: the patch centred at q puts source pixel nnf[q] + d on p = q + d
     for dy in range(-r, r + 1):
         q_rows, p_rows = slice(max(0, -dy), ht - max(0, dy)), slice(max(0, dy), ht + min(0, dy))
@@ -502,10 +507,13 @@ def vote(
             idx = row_at[dy + r][q_rows, q_cols] + col_at[dx + r][q_rows, q_cols]  # (h, w)
             ok = allowed_flat.take(class_base[p_rows, p_cols] + idx)  # the vote's class fits
             colour = rows.index_select(0, idx.view(-1)).view(*idx.shape, 4)
-            gain = math.exp(-(dy**2 + dx**2) / (2 * spread**2)) if spread > 0 else 1.0
-            acc[p_rows, p_cols].addcmul_(
-                colour, (weights[q_rows, q_cols] * ok)[..., None], value=gain
-            )
+            weight = weights[q_rows, q_cols] * ok
+            if inv is not None:
+                weight = weight * torch.exp(-(dy**2 + dx**2) * inv[p_rows, p_cols])
+                gain = 1.0
+            else:
+                gain = math.exp(-(dy**2 + dx**2) / (2 * spread**2)) if spread > 0 else 1.0
+            acc[p_rows, p_cols].addcmul_(colour, weight[..., None], value=gain)
     total = acc[..., 3:]  # (Ht, Wt, 1)
     own = rows.index_select(0, nnf)[:, :3].view(ht, wt, 3)
     out = torch.where(total > 0, acc[..., :3] / total.clamp_min(1e-12), own)  # (Ht, Wt, 3)

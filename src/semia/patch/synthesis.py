@@ -154,6 +154,7 @@ def synthesize_with_field(
     pyramid = build_pyramid(
         img, src_ids, tgt_ids, k, n_levels, _guide_tensors(guides, labels, target, device)
     )
+    fine_spread = _fine_spread(config, src_ids, tgt_ids)
     total = config.coarse_iters + config.fine_iters * (n_levels - 1)
     done = 0
     field = out = None
@@ -249,7 +250,7 @@ def synthesize_with_field(
                 level.allowed,
                 level.target,
                 config.patch_size,
-                config.vote_spread if lv == 0 else 0.0,
+                fine_spread if lv == 0 else 0.0,
             )
             done += 1
             if progress is not None:
@@ -260,6 +261,18 @@ def synthesize_with_field(
     coords = torch.stack([field // width, field % width], 1)  # (H2 * W2, 2) source (y, x)
     coords = coords.reshape(*pyramid[0].target_size, 2).cpu().numpy()  # (H2, W2, 2)
     return np.ascontiguousarray(result, dtype=np.float32), coords
+
+
+def _fine_spread(
+    config: PatchConfig, src_ids: torch.Tensor, tgt_ids: torch.Tensor
+) -> float | torch.Tensor:
+    """The finest level's vote spread: config.vote_spread, or per pixel (H2, W2) with
+    config.kept_vote_spread where the target keeps the source's label (same size only)."""
+    kept = config.kept_vote_spread
+    if kept <= 0 or kept == config.vote_spread or src_ids.shape != tgt_ids.shape:
+        return config.vote_spread
+    spread = torch.full(tgt_ids.shape, config.vote_spread, dtype=torch.float32)
+    return spread.to(tgt_ids.device).masked_fill_(src_ids == tgt_ids, kept)
 
 
 def _guide_tensors(
