@@ -486,6 +486,14 @@ class GenerateConfig(Config):
         lo=-1,
         hi=4096,
     )
+    class_band: int = setting(
+        1,
+        'init "analogy": on the changed pixels, G\'s output only within this many pixels (at '
+        "256 px) of a class boundary of the target, where new regions meet; the analogy's own "
+        "pixels elsewhere (-1 = G's output on every changed pixel)",
+        lo=-1,
+        hi=4096,
+    )
 
 
 @dataclass(frozen=True)

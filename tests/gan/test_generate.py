@@ -33,8 +33,11 @@ def _scene(h: int = 32, w: int = 40) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _plain(**settings) -> GenerateConfig:
-    """Generation settings without the colour anchor and the copy-keeping (tested apart)."""
-    return GenerateConfig(**{"anchor_sigma": 0.0, "keep_copied": False, **settings})
+    """Generation settings without the colour anchor, the copy-keeping and the class band
+    (tested apart)."""
+    return GenerateConfig(
+        **{"anchor_sigma": 0.0, "keep_copied": False, "class_band": -1, **settings}
+    )
 
 
 def _model(generate: GenerateConfig) -> SemIA:
@@ -62,7 +65,12 @@ def _far_from(changed: np.ndarray, margin: int) -> np.ndarray:
 
 def test_generate_config_defaults_and_validation():
     assert TrainConfig().generate == GenerateConfig(
-        init="analogy", anchor_sigma=2.0, keep_copied=True, composite_margin=-1, refine_band=-1
+        init="analogy",
+        anchor_sigma=2.0,
+        keep_copied=True,
+        composite_margin=-1,
+        refine_band=-1,
+        class_band=1,
     )
     assert TrainConfig.original().generate.init == "fill"  # G alone: nothing to anchor to
     assert TrainConfig.original().generate.composite_margin == -1
@@ -180,6 +188,38 @@ def test_model_file_stores_the_generate_settings(tmp_path):
     metadata["config"] = json.dumps(config)
     save_file(tensors, path, metadata)
     assert SemIA.load(tmp_path).config.generate == GenerateConfig()
+    # a format-2 file (before the class band) generates as it did: G on every changed pixel
+    metadata["version"] = "2"
+    config["generate"] = {"init": "analogy", "anchor_sigma": 4.0}
+    metadata["config"] = json.dumps(config)
+    save_file(tensors, path, metadata)
+    assert SemIA.load(tmp_path).config.generate == GenerateConfig(anchor_sigma=4.0, class_band=-1)
+
+
+def test_class_band_keeps_g_only_where_the_new_regions_meet():
+    """Class band 0 (1 px at 256 px rounds to 0 at 40 px): on the changed pixels, G's output
+    stays only on pixels next to another class of the target. A removed object (the class-2
+    rectangle now background) has none: the analogy's pixels, with no trace of its outline.
+    An added square keeps G on its rim and the analogy in its core."""
+    labels = _scene()[1]
+    target = _edit(labels)
+    target[8:16, 3:12] = 0  # the rectangle removed
+    model = _model(_plain(init="analogy", class_band=1))
+    made = analogy(model.source_image, model.labels, target, seed=0)
+    out = model.generate(target, init=made)
+    plain = _model(_plain(init="analogy")).generate(target, init=made)
+    removed = np.zeros(labels.shape, bool)
+    removed[8:16, 3:12] = True
+    core = np.zeros(labels.shape, bool)
+    core[21:25, 27:31] = True
+    rim = (target == 2) & ~core & (labels != 2)
+    np.testing.assert_allclose(out[removed | core], made[removed | core], atol=1e-6)
+    np.testing.assert_array_equal(out[rim], plain[rim])
+    unchanged = target == labels
+    np.testing.assert_array_equal(out[unchanged], plain[unchanged])
+    assert np.abs(plain[removed] - made[removed]).mean() > 0.02  # G alone repaints the hole
+    wide = _model(_plain(init="analogy", class_band=20)).generate(target, init=made)
+    np.testing.assert_array_equal(wide[core], plain[core])  # 20 -> 3 px: the core is near
 
 
 def test_refine_band_keeps_the_analogy_deep_inside_the_change():

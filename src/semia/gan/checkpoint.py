@@ -44,7 +44,8 @@ MODEL_FILE = "model.safetensors"
 STATE_FILE = "train_state.safetensors"
 STATE_JSON = "train_state.json"
 FORMAT_TAG = "semia-gan"
-FORMAT_VERSION = 2  # 2: defaults of GeneratorConfig.fill_* changed (see _LEGACY_DEFAULTS)
+# 2: defaults of GeneratorConfig.fill_* changed; 3: GenerateConfig.class_band (_LEGACY_DEFAULTS)
+FORMAT_VERSION = 3
 
 
 def _save_safetensors(
@@ -73,6 +74,7 @@ def config_to_dict(config: TrainConfig) -> dict[str, Any]:
 # a file of that version or older that lacks the field was made with the old value.
 _LEGACY_DEFAULTS: dict[int, dict[str, dict[str, Any]]] = {
     1: {"generator": {"fill_changed": "off", "fill_margin": -1, "fill_dilate": 0}},
+    2: {"generate": {"class_band": -1}},
 }
 
 

@@ -209,11 +209,14 @@ class SemIA:
         the analogy's coarser structure (G's colours cannot drift); with keep_copied the
         source's own pixels stay where the analogy copied them in place; with composite_margin
         m >= 0 the output keeps the source's own pixels farther than m pixels from every
-        changed pixel (both only when the target has the source's size); with refine_band
-        b >= 0 G's output is kept only within b pixels of the changed region's border and the
-        analogy's own pixels deeper inside. `TrainConfig.original()` models use G alone, as
-        published. Models conditioned on labels + edges refine the analogy of the target and
-        sketch together (anchor and keep_copied as above); models on edges alone use G alone.
+        changed pixel (both only when the target has the source's size); with class_band
+        b >= 0 (default 1) G's output is kept on the changed pixels only within b pixels (at
+        256 px) of a class boundary of the target, where new regions meet, and the analogy's
+        own pixels elsewhere; with refine_band b >= 0 G's output is kept only within b pixels
+        of the changed region's border and the analogy's own pixels deeper inside.
+        `TrainConfig.original()` models use G alone, as published. Models conditioned on
+        labels + edges refine the analogy of the target and sketch together (anchor,
+        keep_copied and class_band as above); models on edges alone use G alone.
 
         Args:
             target: a `LabelMap` read against the model's source (`read_target`) or (H2, W2)
@@ -280,6 +283,9 @@ class SemIA:
         if start is not None and settings.keep_copied and same_size:
             copied = (start - image).abs().amax(1, keepdim=True) < _COPIED  # (1,1,H,W)
             out = torch.where(copied, image, out)
+        if start is not None and settings.class_band >= 0 and uses_labels(self.condition):
+            band = round(settings.class_band * max(target.shape) / 256.0)
+            out = _analogy_inside(out, start, source[:, : self.num_classes], ids, band)
         if self.condition == "labels":
             wanted = one_hot(ids, self.num_classes)  # (1,K,H2,W2)
             if start is not None and settings.refine_band >= 0:
@@ -290,6 +296,32 @@ class SemIA:
                 near = changed_mask(source, wanted, settings.composite_margin)  # (1,1,H,W)
                 out = image * (1.0 - near) + out * near
         return tensor_to_image(out)
+
+
+def _analogy_inside(
+    out: torch.Tensor, init: torch.Tensor, source: torch.Tensor, ids: torch.Tensor, band: int
+) -> torch.Tensor:
+    """`out` with `init`'s pixels on the changed pixels farther than `band` from every class
+    boundary of the target: G harmonises where the new regions meet, and the analogy's texture
+    stands inside them (no trace of an outline that the edit removed).
+
+    out and init (1, 3, H2, W2), source (1, K, H, W) one-hot (resampled to the target's size
+    if needed), ids (1, H2, W2) the target's class ids.
+    """
+    num_classes = source.shape[1]
+    if tuple(source.shape[-2:]) != tuple(ids.shape[-2:]):
+        source = torch.nn.functional.interpolate(source, size=ids.shape[-2:], mode="nearest")
+    changed = changed_mask(source, one_hot(ids, num_classes)) > 0  # (1, 1, H2, W2)
+    edge = torch.zeros_like(ids, dtype=torch.bool)  # (1, H2, W2) a neighbour of another class
+    vertical, horizontal = ids[:, 1:] != ids[:, :-1], ids[:, :, 1:] != ids[:, :, :-1]
+    edge[:, 1:] |= vertical
+    edge[:, :-1] |= vertical
+    edge[:, :, 1:] |= horizontal
+    edge[:, :, :-1] |= horizontal
+    near = edge[:, None].to(out.dtype)
+    if band > 0:
+        near = torch.nn.functional.max_pool2d(near, 2 * band + 1, stride=1, padding=band)
+    return torch.where(changed & (near == 0), init, out)
 
 
 def _keep_inside(
