@@ -488,10 +488,18 @@ class GenerateConfig(Config):
     )
     class_band: int = setting(
         1,
-        'init "analogy": on the changed pixels, G\'s output only within this many pixels (at '
-        "256 px) of a class boundary of the target, where new regions meet; the analogy's own "
-        "pixels elsewhere (-1 = G's output on every changed pixel)",
+        'init "analogy": on and near the changed pixels (analogy_margin), G\'s output only '
+        "within this many pixels (at 256 px) of a class boundary of the target, where new "
+        "regions meet; the analogy's own pixels elsewhere (-1 = G's output everywhere)",
         lo=-1,
+        hi=4096,
+    )
+    analogy_margin: int = setting(
+        4,
+        "with class_band >= 0: the analogy's own pixels also on unchanged pixels this close (px "
+        "at 256 px) to a change, away from class boundaries, where G would redraw an outline "
+        "that the edit removed (0 = the changed pixels only)",
+        lo=0,
         hi=4096,
     )
 

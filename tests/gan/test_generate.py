@@ -71,6 +71,7 @@ def test_generate_config_defaults_and_validation():
         composite_margin=-1,
         refine_band=-1,
         class_band=1,
+        analogy_margin=4,
     )
     assert TrainConfig.original().generate.init == "fill"  # G alone: nothing to anchor to
     assert TrainConfig.original().generate.composite_margin == -1
@@ -197,14 +198,14 @@ def test_model_file_stores_the_generate_settings(tmp_path):
 
 
 def test_class_band_keeps_g_only_where_the_new_regions_meet():
-    """Class band 0 (1 px at 256 px rounds to 0 at 40 px): on the changed pixels, G's output
-    stays only on pixels next to another class of the target. A removed object (the class-2
-    rectangle now background) has none: the analogy's pixels, with no trace of its outline.
-    An added square keeps G on its rim and the analogy in its core."""
+    """Class band 0 (1 px at 256 px rounds to 0 at 40 px), no margin: on the changed pixels,
+    G's output stays only on pixels next to another class of the target. A removed object
+    (the class-2 rectangle now background) has none: the analogy's pixels, with no trace of
+    its outline. An added square keeps G on its rim and the analogy in its core."""
     labels = _scene()[1]
     target = _edit(labels)
     target[8:16, 3:12] = 0  # the rectangle removed
-    model = _model(_plain(init="analogy", class_band=1))
+    model = _model(_plain(init="analogy", class_band=1, analogy_margin=0))
     made = analogy(model.source_image, model.labels, target, seed=0)
     out = model.generate(target, init=made)
     plain = _model(_plain(init="analogy")).generate(target, init=made)
@@ -218,8 +219,19 @@ def test_class_band_keeps_g_only_where_the_new_regions_meet():
     unchanged = target == labels
     np.testing.assert_array_equal(out[unchanged], plain[unchanged])
     assert np.abs(plain[removed] - made[removed]).mean() > 0.02  # G alone repaints the hole
-    wide = _model(_plain(init="analogy", class_band=20)).generate(target, init=made)
-    np.testing.assert_array_equal(wide[core], plain[core])  # 20 -> 3 px: the core is near
+    wide = _model(_plain(init="analogy", class_band=20, analogy_margin=0))
+    wide_out = wide.generate(target, init=made)
+    np.testing.assert_array_equal(wide_out[core], plain[core])  # 20 -> 3 px: the core is near
+    # analogy_margin 20 (3 px here): around the removed rectangle, whose outline G would
+    # redraw, the analogy's pixels too; next to the added square's class boundary G's
+    margin = _model(_plain(init="analogy", class_band=1, analogy_margin=20))
+    margin_out = margin.generate(target, init=made)
+    around = ~_far_from(removed, 3) & ~removed & (target == labels)
+    np.testing.assert_allclose(margin_out[around], made[around], atol=1e-6)
+    assert np.abs(plain[around] - made[around]).mean() > 0.02  # G alone repaints it
+    np.testing.assert_array_equal(margin_out[rim], plain[rim])
+    far = _far_from(target != labels, 3)
+    np.testing.assert_array_equal(margin_out[far], plain[far])
 
 
 def test_refine_band_keeps_the_analogy_deep_inside_the_change():

@@ -44,7 +44,8 @@ MODEL_FILE = "model.safetensors"
 STATE_FILE = "train_state.safetensors"
 STATE_JSON = "train_state.json"
 FORMAT_TAG = "semia-gan"
-# 2: defaults of GeneratorConfig.fill_* changed; 3: GenerateConfig.class_band (_LEGACY_DEFAULTS)
+# 2: defaults of GeneratorConfig.fill_* changed; 3: GenerateConfig.class_band and analogy_margin
+# (see _LEGACY_DEFAULTS)
 FORMAT_VERSION = 3
 
 

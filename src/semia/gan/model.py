@@ -210,10 +210,11 @@ class SemIA:
         source's own pixels stay where the analogy copied them in place; with composite_margin
         m >= 0 the output keeps the source's own pixels farther than m pixels from every
         changed pixel (both only when the target has the source's size); with class_band
-        b >= 0 (default 1) G's output is kept on the changed pixels only within b pixels (at
-        256 px) of a class boundary of the target, where new regions meet, and the analogy's
-        own pixels elsewhere; with refine_band b >= 0 G's output is kept only within b pixels
-        of the changed region's border and the analogy's own pixels deeper inside.
+        b >= 0 (default 1) G's output is kept on the changed pixels and within analogy_margin
+        (4) of them only within b pixels (at 256 px) of a class boundary of the target, where
+        new regions meet, and the analogy's own pixels elsewhere; with refine_band b >= 0 G's
+        output is kept only within b pixels of the changed region's border and the analogy's
+        own pixels deeper inside.
         `TrainConfig.original()` models use G alone, as published. Models conditioned on
         labels + edges refine the analogy of the target and sketch together (anchor,
         keep_copied and class_band as above); models on edges alone use G alone.
@@ -284,8 +285,12 @@ class SemIA:
             copied = (start - image).abs().amax(1, keepdim=True) < _COPIED  # (1,1,H,W)
             out = torch.where(copied, image, out)
         if start is not None and settings.class_band >= 0 and uses_labels(self.condition):
-            band = round(settings.class_band * max(target.shape) / 256.0)
-            out = _analogy_inside(out, start, source[:, : self.num_classes], ids, band)
+            scale = max(target.shape) / 256.0
+            band, margin = (
+                round(settings.class_band * scale),
+                round(settings.analogy_margin * scale),
+            )
+            out = _analogy_inside(out, start, source[:, : self.num_classes], ids, band, margin)
         if self.condition == "labels":
             wanted = one_hot(ids, self.num_classes)  # (1,K,H2,W2)
             if start is not None and settings.refine_band >= 0:
@@ -299,11 +304,17 @@ class SemIA:
 
 
 def _analogy_inside(
-    out: torch.Tensor, init: torch.Tensor, source: torch.Tensor, ids: torch.Tensor, band: int
+    out: torch.Tensor,
+    init: torch.Tensor,
+    source: torch.Tensor,
+    ids: torch.Tensor,
+    band: int,
+    margin: int,
 ) -> torch.Tensor:
-    """`out` with `init`'s pixels on the changed pixels farther than `band` from every class
-    boundary of the target: G harmonises where the new regions meet, and the analogy's texture
-    stands inside them (no trace of an outline that the edit removed).
+    """`out` with `init`'s pixels on the changed pixels and those within `margin` of them,
+    except within `band` of a class boundary of the target: G harmonises where the new regions
+    meet, and the analogy's texture stands inside them and around them (G would redraw there
+    the outline of what the edit removed, from the label difference it is conditioned on).
 
     out and init (1, 3, H2, W2), source (1, K, H, W) one-hot (resampled to the target's size
     if needed), ids (1, H2, W2) the target's class ids.
@@ -311,7 +322,7 @@ def _analogy_inside(
     num_classes = source.shape[1]
     if tuple(source.shape[-2:]) != tuple(ids.shape[-2:]):
         source = torch.nn.functional.interpolate(source, size=ids.shape[-2:], mode="nearest")
-    changed = changed_mask(source, one_hot(ids, num_classes)) > 0  # (1, 1, H2, W2)
+    changed = changed_mask(source, one_hot(ids, num_classes), margin) > 0  # (1, 1, H2, W2)
     edge = torch.zeros_like(ids, dtype=torch.bool)  # (1, H2, W2) a neighbour of another class
     vertical, horizontal = ids[:, 1:] != ids[:, :-1], ids[:, :, 1:] != ids[:, :, :-1]
     edge[:, 1:] |= vertical
