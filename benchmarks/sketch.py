@@ -50,7 +50,7 @@ _models: dict[tuple[str, str], object] = {}
 
 def gan_model(seq: str, condition: str, image, labels, seed: int):
     """A SemIA model of this sequence and condition (default schedule), cached in GAN_DIR."""
-    from semia.config import TrainConfig
+    from semia.config import GenerateConfig, TrainConfig
     from semia.gan import SemIA
 
     key = (seq, condition)
@@ -65,6 +65,9 @@ def gan_model(seq: str, condition: str, image, labels, seed: int):
                                        seed=seed)  # fmt: skip
             (folder / "done").write_text(f"{time.perf_counter() - t0:.0f} s\n")
             print(f"  trained {folder} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+        # today's generation settings, whatever the model file stored (they need no retraining)
+        model = _models[key]
+        model.config = dataclasses.replace(model.config, generate=GenerateConfig())
     return _models[key]
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
+import semia
 from semia.config import (
     AugmentConfig,
     DiscriminatorConfig,
+    GenerateConfig,
     GeneratorConfig,
     SegmenterConfig,
     TrainConfig,
@@ -168,3 +172,31 @@ def test_labels_and_edges_training_refines_the_analogy_guided_by_both(tmp_path):
     plain = made("labels", shifted, (None, None))
     assert guided is not None and plain is not None
     assert (guided - plain).abs().max() > 0.05  # the lines steer which patches are copied
+
+
+def test_labels_and_edges_generation_keeps_the_analogy_where_the_lines_moved_texture(tmp_path):
+    """Where a sketch moves texture but the label stays, G's image input is the source as it
+    was (only changed labels get the analogy), so G cannot follow the lines: the output is the
+    analogy's there, except along the target's class boundaries (class_band)."""
+    image, labels = _scene()
+    model = SemIA.train(image, LabelMap(labels, PALETTE), tmp_path / "m", _config("labels+edges"))
+    sketch = np.ones((32, 40), np.float32)  # the square's outline, 3 px to the right
+    sketch[8:24, [11, 22]] = 0
+    sketch[[8, 23], 11:23] = 0
+    made = semia.analogy(image, labels, labels, sketch=sketch, seed=0)
+    plain = GenerateConfig(anchor_sigma=0.0, keep_copied=False)  # G's own output, band apart
+    model.config = dataclasses.replace(model.config, generate=plain)
+    out = model.generate(labels, init=made, sketch=sketch)
+    moved = np.abs(made - image).max(-1) >= 0.5 / 255
+    boundary = np.zeros(labels.shape, bool)
+    boundary[:, 1:] |= labels[:, 1:] != labels[:, :-1]
+    boundary[:, :-1] |= labels[:, 1:] != labels[:, :-1]
+    boundary[1:] |= labels[1:] != labels[:-1]
+    boundary[:-1] |= labels[1:] != labels[:-1]
+    inside = moved & ~boundary
+    assert inside.sum() > 20
+    np.testing.assert_allclose(out[inside], made[inside], atol=1e-5)
+    free = dataclasses.replace(plain, class_band=-1)
+    model.config = dataclasses.replace(model.config, generate=free)
+    everywhere = model.generate(labels, init=made, sketch=sketch)
+    assert np.abs(everywhere[inside] - made[inside]).mean() > 0.01

@@ -217,7 +217,9 @@ class SemIA:
         own pixels deeper inside.
         `TrainConfig.original()` models use G alone, as published. Models conditioned on
         labels + edges refine the analogy of the target and sketch together (anchor,
-        keep_copied and class_band as above); models on edges alone use G alone.
+        keep_copied and class_band as above, and with class_band the analogy's own pixels
+        where the lines moved the source's texture but the label stays: G's input there is
+        the source as it was); models on edges alone use G alone.
 
         Args:
             target: a `LabelMap` read against the model's source (`read_target`) or (H2, W2)
@@ -286,11 +288,15 @@ class SemIA:
             out = torch.where(copied, image, out)
         if start is not None and settings.class_band >= 0 and uses_labels(self.condition):
             scale = max(target.shape) / 256.0
-            band, margin = (
-                round(settings.class_band * scale),
-                round(settings.analogy_margin * scale),
-            )
-            out = _analogy_inside(out, start, source[:, : self.num_classes], ids, band, margin)
+            band = round(settings.class_band * scale)
+            margin = round(settings.analogy_margin * scale)
+            moved = None
+            if uses_edges(self.condition) and same_size:
+                # the lines move texture where the labels stay; G's input there is the source
+                # as it was (only changed labels get the analogy), so G cannot follow them
+                moved = (start - image).abs().amax(1, keepdim=True) >= _COPIED  # (1,1,H,W)
+            labels_only = source[:, : self.num_classes]
+            out = _analogy_inside(out, start, labels_only, ids, band, margin, moved)
         if self.condition == "labels":
             wanted = one_hot(ids, self.num_classes)  # (1,K,H2,W2)
             if start is not None and settings.refine_band >= 0:
@@ -310,6 +316,7 @@ def _analogy_inside(
     ids: torch.Tensor,
     band: int,
     margin: int,
+    moved: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """`out` with `init`'s pixels on the changed pixels and those within `margin` of them,
     except within `band` of a class boundary of the target: G harmonises where the new regions
@@ -317,12 +324,15 @@ def _analogy_inside(
     the outline of what the edit removed, from the label difference it is conditioned on).
 
     out and init (1, 3, H2, W2), source (1, K, H, W) one-hot (resampled to the target's size
-    if needed), ids (1, H2, W2) the target's class ids.
+    if needed), ids (1, H2, W2) the target's class ids; moved: optional (1, 1, H2, W2) bool,
+    more pixels treated as changed (where a sketch moved the source's texture).
     """
     num_classes = source.shape[1]
     if tuple(source.shape[-2:]) != tuple(ids.shape[-2:]):
         source = torch.nn.functional.interpolate(source, size=ids.shape[-2:], mode="nearest")
     changed = changed_mask(source, one_hot(ids, num_classes), margin) > 0  # (1, 1, H2, W2)
+    if moved is not None:
+        changed = changed | moved
     edge = torch.zeros_like(ids, dtype=torch.bool)  # (1, H2, W2) a neighbour of another class
     vertical, horizontal = ids[:, 1:] != ids[:, :-1], ids[:, :, 1:] != ids[:, :, :-1]
     edge[:, 1:] |= vertical
