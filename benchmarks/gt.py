@@ -243,6 +243,19 @@ def main(argv: list[str] | None = None) -> int:
         default=int(GenerateConfig().keep_copied),
         help="GenerateConfig.keep_copied of the default-schedule GAN (default: %(default)s)",
     )
+    parser.add_argument(
+        "--gan-class-band",
+        type=int,
+        default=GenerateConfig().class_band,
+        help="GenerateConfig.class_band of the default-schedule GAN, -1 = off "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--gan-analogy-margin",
+        type=int,
+        default=GenerateConfig().analogy_margin,
+        help="GenerateConfig.analogy_margin of the default-schedule GAN (default: %(default)s)",
+    )
     parser.add_argument("--cell", type=int, default=128, help="sheet cell height (px)")
     parser.add_argument(
         "--threads", type=int, default=1, help="torch CPU threads (default 1: a shared machine)"
@@ -259,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
             composite_margin=args.gan_margin,
             anchor_sigma=args.gan_anchor,
             keep_copied=bool(args.gan_keep_copied),
+            class_band=args.gan_class_band,
+            analogy_margin=args.gan_analogy_margin,
         )
     except InputError as err:
         raise SystemExit(str(err)) from None
