@@ -283,18 +283,20 @@ class SemIA:
         if start is not None and settings.anchor_sigma > 0:
             sigma = settings.anchor_sigma * max(target.shape) / 256.0
             out = out + gaussian_blur(start - out, sigma)  # init's coarse part, G's detail
-        if start is not None and settings.keep_copied and same_size:
-            copied = (start - image).abs().amax(1, keepdim=True) < _COPIED  # (1,1,H,W)
+        copied = None  # (1,1,H,W) where the analogy copied the source's pixel in place
+        if start is not None and same_size:
+            copied = (start - image).abs().amax(1, keepdim=True) < _COPIED
+        if copied is not None and settings.keep_copied:
             out = torch.where(copied, image, out)
         if start is not None and settings.class_band >= 0 and uses_labels(self.condition):
             scale = max(target.shape) / 256.0
             band = round(settings.class_band * scale)
             margin = round(settings.analogy_margin * scale)
             moved = None
-            if uses_edges(self.condition) and same_size:
+            if uses_edges(self.condition) and copied is not None:
                 # the lines move texture where the labels stay; G's input there is the source
                 # as it was (only changed labels get the analogy), so G cannot follow them
-                moved = (start - image).abs().amax(1, keepdim=True) >= _COPIED  # (1,1,H,W)
+                moved = ~copied
             labels_only = source[:, : self.num_classes]
             out = _analogy_inside(out, start, labels_only, ids, band, margin, moved)
         if self.condition == "labels":
