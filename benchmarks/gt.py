@@ -25,7 +25,10 @@ The GAN is opt-in (training takes minutes per model): --gan-seeds 0 1 trains the
 schedule once per scene and seed (methods gan-s0, gan-s1 and a "gan mean" row), --gan-original
 trains TrainConfig.original() (the paper's schedule) with the first GAN seed (or --seed); models
 are cached in --gan-dir (default OUT/gan) like benchmarks/quality.py does. The method "truth"
-returns the true frame (a sanity check: the ceiling of every measure).
+returns the true frame (a sanity check: the ceiling of every measure). The method "oracle" is
+the analogy whose finest-level search rounds match the TRUE frame's patches instead of its own
+output's (the same class constraint, occurrence limit and voting): the ceiling of what a better
+choice of source patches could give this synthesis, which no method can reach from the labels.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ from semia.io import InputError, load_scene, match_target, read_image, write_ima
 from semia.viz import make_sheet
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gt-dev"
-BASE_METHODS = ("copy", "mean-colour", "analogy", "truth")
+BASE_METHODS = ("copy", "mean-colour", "analogy", "truth", "oracle")
 DEFAULT_METHODS = ("copy", "mean-colour", "analogy")
 
 COLUMNS = (
@@ -87,7 +90,8 @@ def _methods(
     for name in names:
         if name not in BASE_METHODS:
             raise SystemExit(f"unknown method {name!r}; choose from {', '.join(BASE_METHODS)}")
-        chosen[name] = None if name == "truth" else quality.METHODS[name]
+        special = {"truth": None, "oracle": oracle}
+        chosen[name] = special[name] if name in special else quality.METHODS[name]
     config = None if generate is None else replace(TrainConfig(), generate=generate)
     for s in gan_seeds:
         chosen[f"gan-s{s}"] = functools.partial(_gan, s, config)
@@ -95,6 +99,69 @@ def _methods(
         first = gan_seeds[0] if gan_seeds else seed
         chosen[f"gan-orig-s{first}"] = functools.partial(_gan, first, TrainConfig.original())
     return chosen
+
+
+def oracle(
+    image: np.ndarray, labels: np.ndarray, target: np.ndarray, k: int, seed: int, truth: np.ndarray
+) -> np.ndarray:
+    """The analogy with its finest-level search run on the true frame's patches.
+
+    The analogy's final field is searched again, `fine_iters` rounds, with every query patch's
+    colour taken from `truth` (its label guide and position as usual), and voted as the analogy
+    votes. (H, W, 3) float32.
+    """
+    from semia.config import PatchConfig
+    from semia.patch import nnf as nn_field
+    from semia.patch.pyramid import FeatureSpace, build_pyramid
+    from semia.patch.synthesis import _fine_spread, synthesize_with_field
+
+    config = PatchConfig()
+    _, coords = synthesize_with_field(image, labels, target, num_classes=k, seed=seed)
+    present = np.unique(labels)  # compact ids, as the synthesis numbers them
+    src = torch.from_numpy(np.searchsorted(present, labels))
+    tgt = torch.from_numpy(np.searchsorted(present, target))
+    img = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+    (level,) = build_pyramid(img, src, tgt, len(present), 1)
+    space = FeatureSpace(
+        level,
+        config.patch_size,
+        config.guide_weight,
+        config.position_weight,
+        config.appearance_dims,
+        config.guide_dims,
+    )
+    keys = space.keys(level.image)
+    query = space.queries(torch.from_numpy(np.ascontiguousarray(truth.transpose(2, 0, 1))))
+    classes = level.target.reshape(-1)
+    field = torch.from_numpy(coords[..., 0] * image.shape[1] + coords[..., 1]).reshape(-1)
+    limit = nn_field.capacity(classes, level.allowed, config.uniformity)
+    generator = torch.Generator().manual_seed(seed)
+    dist = nn_field.patch_distance(query, keys, field)
+    for _ in range(config.fine_iters):
+        field, dist = nn_field.patchmatch(
+            query,
+            keys,
+            classes,
+            level.allowed,
+            field,
+            dist,
+            level.target_size,
+            level.source_size,
+            config.propagation_steps,
+            config.search_radii,
+            generator,
+            limit,
+        )
+    out = nn_field.vote(
+        field,
+        torch.ones_like(dist),
+        level.image,
+        level.allowed,
+        level.target,
+        config.patch_size,
+        _fine_spread(config, src, tgt),
+    )
+    return out.clamp(0, 1).permute(1, 2, 0).numpy()
 
 
 def _gan(fixed: int, config, image, labels, target, k: int, seed: int) -> np.ndarray:
@@ -302,6 +369,9 @@ def main(argv: list[str] | None = None) -> int:
                 start = time.perf_counter()
                 if method is None:
                     output, extra = truth, {}
+                elif method is oracle:
+                    output = oracle(image, label_map.ids, target.ids, k, args.seed, truth)
+                    extra = {}
                 else:
                     output, extra = quality.run_method(
                         method, image, label_map.ids, target.ids, k, args.seed

@@ -59,3 +59,25 @@ def test_gan_flags_become_methods(gt):
     assert gt._methods(["analogy"], [], True, seed=7).keys() == {"analogy", "gan-orig-s7"}
     with pytest.raises(SystemExit):
         gt._methods(["nope"], [], False, seed=0)
+
+
+@pytest.mark.skipif(not (DATA / "city_seq0002").is_dir(), reason="shared gt-dev data absent")
+def test_oracle_searches_the_true_frame_s_patches(gt, tmp_path, one_thread):
+    out = tmp_path / "gt"
+    args = ["--out", str(out), "--data", str(DATA), "--size", "128", "--scenes", "city_seq0002"]
+    assert gt.main([*args, "--targets", "29", "--methods", "analogy", "oracle"]) == 0
+    by = {r["method"]: r for r in json.loads((out / "results.json").read_text())}
+    # the same synthesis told the truth: closer where the labels changed, not a copy of it
+    assert by["oracle"]["psnr_changed"] > by["analogy"]["psnr_changed"] + 0.5
+    assert by["oracle"]["psnr"] < 60
+
+
+def test_oracle_of_an_unchanged_layout_is_the_source(gt):
+    from semia.io import load_scene
+
+    scene = ROOT / "src" / "semia" / "examples"
+    image_path = next(scene.rglob("img.*"))
+    image, label_map = load_scene(image_path, next(image_path.parent.glob("label.*")), 96)
+    ids = label_map.ids
+    output = gt.oracle(image, ids, ids, label_map.num_classes, 0, image)
+    assert abs(output - image).max() < 1e-5
