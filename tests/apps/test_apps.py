@@ -201,6 +201,10 @@ def test_labels_and_edges_vote_sharper_where_the_label_stays():
     assert detail(sharp) > detail(soft) + 0.03 * detail(image)
     assert detail(sharp) > 0.9 * detail(image)
     np.testing.assert_array_equal(run(0.0, False), run(0.5, False))
+    # a sketch alone: one class, "kept" everywhere, yet all re-synthesized: the plain votes
+    alone = semia.analogy(image, sketch=sketch, seed=0)
+    plain = semia.PatchConfig(kept_vote_spread=0.0)
+    np.testing.assert_array_equal(alone, semia.analogy(image, sketch=sketch, seed=0, config=plain))
 
 
 def test_analogy_keeps_the_old_signature_and_checks_layout_arguments():
