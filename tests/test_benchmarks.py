@@ -54,3 +54,22 @@ def test_gan_seeds_become_methods_and_a_pooled_row(quality):
     assert "| a | - | - | - | 0.500 | 0.0200 | - | 0.900 | 0.0400 | - | 0.700 | 0.0300 | - |" in (
         per_scene
     )
+
+
+TBN = QUALITY.parent / "texture_by_numbers.py"
+SHARED = QUALITY.parents[2] / "shared" / "data" / "semia-examples"
+
+
+@pytest.mark.skipif(not (SHARED / "pantheon").is_dir(), reason="shared scenes absent")
+def test_texture_by_numbers_fills_shapes_far_from_their_class(tmp_path, one_thread):
+    spec = importlib.util.spec_from_file_location("tbn_bench", TBN)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "tbn"
+    assert module.main(["--out", str(out), "--size", "160", "--seeds", "0"]) == 0
+    rows = {r["case"]: r for r in json.loads((out / "results.json").read_text())}
+    assert set(rows) == {"pantheon", "hill"}
+    for row in rows.values():
+        assert row["repeat_area"] == 0.0 and row["use_entropy"] > 0.95  # no patch floods it
+        assert row["acc_shape"] > 0.8  # the drawn shape reads back as its class
+    assert (out / "sheet.png").stat().st_size > 0
