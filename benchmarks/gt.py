@@ -112,8 +112,13 @@ def oracle(
     """
     from semia.config import PatchConfig
     from semia.patch import nnf as nn_field
-    from semia.patch.pyramid import FeatureSpace, build_pyramid
-    from semia.patch.synthesis import _fine_spread, synthesize_with_field
+    from semia.patch.pyramid import build_pyramid
+    from semia.patch.synthesis import (
+        _fine_spread,
+        feature_space,
+        search_round,
+        synthesize_with_field,
+    )
 
     config = PatchConfig()
     _, coords = synthesize_with_field(image, labels, target, num_classes=k, seed=seed)
@@ -122,14 +127,7 @@ def oracle(
     tgt = torch.from_numpy(np.searchsorted(present, target))
     img = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
     (level,) = build_pyramid(img, src, tgt, len(present), 1)
-    space = FeatureSpace(
-        level,
-        config.patch_size,
-        config.guide_weight,
-        config.position_weight,
-        config.appearance_dims,
-        config.guide_dims,
-    )
+    space = feature_space(level, config)
     keys = space.keys(level.image)
     query = space.queries(torch.from_numpy(np.ascontiguousarray(truth.transpose(2, 0, 1))))
     classes = level.target.reshape(-1)
@@ -138,20 +136,7 @@ def oracle(
     generator = torch.Generator().manual_seed(seed)
     dist = nn_field.patch_distance(query, keys, field)
     for _ in range(config.fine_iters):
-        field, dist = nn_field.patchmatch(
-            query,
-            keys,
-            classes,
-            level.allowed,
-            field,
-            dist,
-            level.target_size,
-            level.source_size,
-            config.propagation_steps,
-            config.search_radii,
-            generator,
-            limit,
-        )
+        field, dist = search_round(query, keys, level, field, dist, config, generator, limit, False)
     out = nn_field.vote(
         field,
         torch.ones_like(dist),

@@ -38,7 +38,7 @@ from semia.config import PatchConfig
 from semia.errors import InputError
 from semia.io.arrays import as_ids, as_image
 from semia.patch import nnf as nn_field
-from semia.patch.pyramid import FeatureSpace, build_pyramid, num_levels
+from semia.patch.pyramid import FeatureSpace, Level, build_pyramid, num_levels
 
 log = logging.getLogger(__name__)
 
@@ -161,15 +161,7 @@ def synthesize_with_field(
     for lv in reversed(range(n_levels)):
         level = pyramid[lv]
         classes = level.target.reshape(-1)  # (Ht * Wt,)
-        space = FeatureSpace(
-            level,
-            config.patch_size,
-            config.guide_weight,
-            config.position_weight,
-            config.appearance_dims,
-            config.guide_dims,
-            config.edge_weight,
-        )
+        space = feature_space(level, config)
         keys_sharp = space.keys(level.image)
         if field is None:
             field, anchored = nn_field.initial_nnf(
@@ -224,25 +216,9 @@ def synthesize_with_field(
                 query, keys = space.without_appearance(query), space.without_appearance(keys)
                 round_limit = None
             dist = nn_field.patch_distance(query, keys, field)
-            if exact:
-                field, dist = nn_field.exact_search(
-                    query, keys, classes, level.allowed, field, dist, round_limit
-                )
-            else:
-                field, dist = nn_field.patchmatch(
-                    query,
-                    keys,
-                    classes,
-                    level.allowed,
-                    field,
-                    dist,
-                    level.target_size,
-                    level.source_size,
-                    config.propagation_steps,
-                    config.search_radii,
-                    generator,
-                    round_limit,
-                )
+            field, dist = search_round(
+                query, keys, level, field, dist, config, generator, round_limit, exact
+            )
             out = nn_field.vote(
                 field,
                 torch.ones_like(dist),
@@ -261,6 +237,51 @@ def synthesize_with_field(
     coords = torch.stack([field // width, field % width], 1)  # (H2 * W2, 2) source (y, x)
     coords = coords.reshape(*pyramid[0].target_size, 2).cpu().numpy()  # (H2, W2, 2)
     return np.ascontiguousarray(result, dtype=np.float32), coords
+
+
+def feature_space(level: Level, config: PatchConfig) -> FeatureSpace:
+    """The space where `config` compares the patches of one pyramid level."""
+    return FeatureSpace(
+        level,
+        config.patch_size,
+        config.guide_weight,
+        config.position_weight,
+        config.appearance_dims,
+        config.guide_dims,
+        config.edge_weight,
+    )
+
+
+def search_round(
+    query: torch.Tensor,
+    keys: torch.Tensor,
+    level: Level,
+    field: torch.Tensor,
+    dist: torch.Tensor,
+    config: PatchConfig,
+    generator: torch.Generator,
+    limit: torch.Tensor | None,
+    exact: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One nearest-neighbour search round at a level: exact (matrix products) or PatchMatch,
+    under the class constraint and the occurrence `limit`; returns the new field and distances."""
+    classes = level.target.reshape(-1)
+    if exact:
+        return nn_field.exact_search(query, keys, classes, level.allowed, field, dist, limit)
+    return nn_field.patchmatch(
+        query,
+        keys,
+        classes,
+        level.allowed,
+        field,
+        dist,
+        level.target_size,
+        level.source_size,
+        config.propagation_steps,
+        config.search_radii,
+        generator,
+        limit,
+    )
 
 
 def _fine_spread(
