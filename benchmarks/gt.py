@@ -118,6 +118,7 @@ def oracle(
         feature_space,
         search_round,
         synthesize_with_field,
+        vote_level,
     )
 
     config = PatchConfig()
@@ -137,15 +138,7 @@ def oracle(
     dist = nn_field.patch_distance(query, keys, field)
     for _ in range(config.fine_iters):
         field, dist = search_round(query, keys, level, field, dist, config, generator, limit, False)
-    out = nn_field.vote(
-        field,
-        torch.ones_like(dist),
-        level.image,
-        level.allowed,
-        level.target,
-        config.patch_size,
-        _fine_spread(config, src, tgt),
-    )
+    out = vote_level(field, level, config.patch_size, _fine_spread(config, src, tgt))
     return out.clamp(0, 1).permute(1, 2, 0).numpy()
 
 

@@ -172,14 +172,7 @@ def synthesize_with_field(
                 config.init_shifts,
                 config.init_overlap,
             )
-            out = nn_field.vote(
-                field,
-                torch.ones_like(field, dtype=img.dtype),
-                level.image,
-                level.allowed,
-                level.target,
-                config.patch_size,
-            )
+            out = vote_level(field, level, config.patch_size)
             sigma = config.blend_sigma * max(level.target_size)
             if sigma > 0:
                 out = nn_field.blend_fill(out, level.target, anchored, sigma)
@@ -219,15 +212,7 @@ def synthesize_with_field(
             field, dist = search_round(
                 query, keys, level, field, dist, config, generator, round_limit, exact
             )
-            out = nn_field.vote(
-                field,
-                torch.ones_like(dist),
-                level.image,
-                level.allowed,
-                level.target,
-                config.patch_size,
-                fine_spread if lv == 0 else 0.0,
-            )
+            out = vote_level(field, level, config.patch_size, fine_spread if lv == 0 else 0.0)
             done += 1
             if progress is not None:
                 progress(done, total)
@@ -281,6 +266,16 @@ def search_round(
         config.search_radii,
         generator,
         limit,
+    )
+
+
+def vote_level(
+    field: torch.Tensor, level: Level, patch_size: int, spread: float | torch.Tensor = 0.0
+) -> torch.Tensor:
+    """(3, Ht, Wt) the level's source voted by the field, every patch weighing the same."""
+    weights = torch.ones(field.shape, dtype=level.image.dtype, device=field.device)
+    return nn_field.vote(
+        field, weights, level.image, level.allowed, level.target, patch_size, spread
     )
 
 
