@@ -114,6 +114,7 @@ def oracle(
     from semia.patch import nnf as nn_field
     from semia.patch.pyramid import build_pyramid
     from semia.patch.synthesis import (
+        _check_inputs,
         _fine_spread,
         feature_space,
         search_round,
@@ -123,7 +124,7 @@ def oracle(
 
     config = PatchConfig()
     _, coords = synthesize_with_field(image, labels, target, num_classes=k, seed=seed)
-    present = np.unique(labels)  # compact ids, as the synthesis numbers them
+    present = _check_inputs(image, labels, target, k)  # the ids the synthesis renumbers 0..k-1
     src = torch.from_numpy(np.searchsorted(present, labels))
     tgt = torch.from_numpy(np.searchsorted(present, target))
     img = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))

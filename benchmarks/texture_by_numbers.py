@@ -34,9 +34,13 @@ import torch
 
 from semia.config import PatchConfig
 from semia.eval import fit_labeller
-from semia.io import find_scenes, load_scene, write_image
+from semia.io import load_scene, write_image
 from semia.patch import patch_reuse, synthesize_with_field
 from semia.viz import make_sheet
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ as a script folder
+
+import quality  # the scene lookup of the quality benchmark
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "semia-examples"
 
@@ -100,16 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    if not args.data.is_dir():
-        raise SystemExit(f"shared scenes not found at {args.data}; pass --data")
-    found = {name: files for name, *files in find_scenes(args.data)}
+    found, _ = quality.pick_scenes(args.data, list(CASES), "scene")
     config = PatchConfig(uniformity=args.uniformity)
     rows, sheet_rows, captions = [], [], []
     print("| case | seed | repeat % | use H | acc shape | s |")
     print("|---|---|---|---|---|---|")
     for name, (caption, make) in CASES.items():
-        if name not in found:
-            raise SystemExit(f"{args.data}: no scene {name}")
         image_path, label_path, _ = found[name]
         image, labels = load_scene(image_path, label_path, args.size)
         target, drawn = make(labels.ids)
