@@ -241,11 +241,27 @@ class PatchConfig(Config):
     search_radii: int = setting(
         3, "PatchMatch: random-search candidates per round, radius / 4 each", lo=0, hi=32
     )
+    init_fill: str = setting(
+        "rows",
+        "coarsest init: what fills a class's pixels that its best-overlaying shifted copy of the "
+        "source leaves uncovered (a vacated or enlarged region): rows = the class's source "
+        "pixels at the nearest height that can spare them (occurrence limit), one run per "
+        "row from a seeded offset, then shifts for the rest; shifts = further seeded shifted "
+        "copies (init_shifts, init_overlap)",
+        choices=("rows", "shifts"),
+    )
     init_shifts: int = setting(
-        3, "coarsest init: shifted copies of the source class region per class", lo=1, hi=64
+        3,
+        "coarsest init: shifted copies of the source class region per class (the best one "
+        "included)",
+        lo=1,
+        hi=64,
     )
     init_overlap: float = setting(
-        0.9, "seeded shifts: offsets covering >= this fraction of the best one", lo=1e-6, hi=1
+        0.9,
+        "coarsest init: seeded shifts cover >= this fraction of the best one's coverage",
+        lo=1e-6,
+        hi=1,
     )
     vote_spread: float = setting(
         1.0, "finest level: votes weighted exp(-|offset|^2 / 2 s^2) (0: mean)", lo=0, hi=100

@@ -22,6 +22,7 @@ from semia.apps.removal import (
 )
 from semia.apps.sketch import read_sketch, sketch_edges
 from semia.cli import main
+from semia.config import PatchConfig
 from semia.errors import InputError
 from semia.io import LabelMap, read_image
 
@@ -310,12 +311,18 @@ def _gradient_scene(h: int = 64, w: int = 96):
 def test_colour_guide_keeps_the_shading_of_the_surroundings(one_thread):
     photo, image, labels, mask = _gradient_scene()
     errors = {}
-    for weight in (0.0, 10.0):
-        out = remove(image, mask, labels, seed=0, colour_weight=weight)
-        errors[weight] = float(np.abs(out[mask] - photo[mask]).mean())
-    # measured: 0.095 without the guide (darker sky from the top: the ghost), 0.047 with it
-    assert errors[10.0] < 0.06
-    assert errors[10.0] < 0.7 * errors[0.0]
+    for weight, fill in ((0.0, "shifts"), (0.0, "rows"), (10.0, "rows")):
+        config = PatchConfig(init_fill=fill)
+        out = remove(image, mask, labels, seed=0, colour_weight=weight, config=config)
+        errors[weight, fill] = float(np.abs(out[mask] - photo[mask]).mean())
+    # measured: 0.082 with neither the guide nor the row fill (sky copied from higher up,
+    # darker: a ghost of the object), 0.049 with the guide
+    assert errors[10.0, "rows"] < 0.06
+    assert errors[10.0, "rows"] < 0.7 * errors[0.0, "shifts"]
+    # the row fill alone also keeps this sky's shading (0.027): the sky at the hole's heights
+    # is there beside it (the benchmark's real photos still need the guide: PSNR 16.84 with
+    # it, 15.67 without)
+    assert errors[0.0, "rows"] < 0.04
 
 
 def test_segment_separates_sky_and_ground():

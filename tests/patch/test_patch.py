@@ -236,6 +236,76 @@ def test_initial_field_follows_a_moved_region():
     assert torch.equal(field[idx], (ys + 2) * 40 + (xs - 15))
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_initial_field_fills_a_vacated_region_row_by_row(seed):
+    src = torch.from_numpy(_disc(30, 40, 15, 12, 6))
+    tgt = torch.from_numpy(_disc(30, 40, 15, 30, 6))  # moved right: the old place is vacated
+    allowed = torch.nn.functional.one_hot(src, 2).permute(2, 0, 1).reshape(2, -1).bool()
+    gen = torch.Generator().manual_seed(seed)
+    field, anchored = nn_field.initial_nnf(tgt, src, allowed, gen, 3, 0.9)
+    field = field.reshape(30, 40)
+    vacated = (tgt == 0) & ~anchored
+    assert vacated.sum() == ((src == 1) & (tgt == 0)).sum()  # the identity covers the rest
+    for y in torch.nonzero(vacated.any(1)).reshape(-1).tolist():
+        flat = field[y][vacated[y]]
+        assert torch.equal(flat // 40, torch.full_like(flat, y))  # the same height
+        # consecutive pixels to fill copy consecutive background pixels of the source row
+        # (cyclically, over the background's columns only)
+        columns = torch.nonzero(src[y] == 0).reshape(-1)
+        rank = torch.searchsorted(columns, flat % 40)
+        assert torch.equal(columns[rank], flat % 40)
+        assert torch.equal(torch.diff(rank) % len(columns), torch.ones(len(rank) - 1).long())
+
+
+def test_the_row_fill_skips_a_class_fringe():
+    src = torch.from_numpy(_disc(30, 40, 15, 12, 6))
+    tgt = torch.from_numpy(_disc(30, 40, 15, 30, 6))
+    allowed = torch.nn.functional.one_hot(src, 2).permute(2, 0, 1).reshape(2, -1).bool()
+    shares = torch.nn.functional.one_hot(src, 2).permute(2, 0, 1).float()  # (2, 30, 40)
+    # the background pixels next to the disc are mixed with its colour (as after shrinking)
+    near = torch.from_numpy(_disc(30, 40, 15, 12, 9)).bool() & (src == 0)
+    shares[0][near], shares[1][near] = 0.7, 0.3
+    gen = torch.Generator().manual_seed(0)
+    field, anchored = nn_field.initial_nnf(tgt, src, allowed, gen, 3, 0.9, "rows", 2.0, shares)
+    filled = field[((tgt == 0) & ~anchored).reshape(-1)]
+    assert filled.numel() > 0
+    assert not near.reshape(-1)[filled].any()
+    assert (src.reshape(-1)[filled] == 0).all()
+
+
+def test_seeds_move_the_row_fill():
+    src = torch.from_numpy(_disc(30, 40, 15, 12, 6))
+    tgt = torch.from_numpy(_disc(30, 40, 15, 30, 6))
+    allowed = torch.nn.functional.one_hot(src, 2).permute(2, 0, 1).reshape(2, -1).bool()
+    fields = [
+        nn_field.initial_nnf(tgt, src, allowed, torch.Generator().manual_seed(s), 3, 0.9)[0]
+        for s in (0, 1, 0)
+    ]
+    assert torch.equal(fields[0], fields[2])
+    assert not torch.equal(fields[0], fields[1])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_vacated_region_continues_the_band_of_its_height(seed):
+    """Background graded top to bottom (a sky): where the disc left, the fill matches the
+    background at the same height; the former seeded shifts copied other heights' shades."""
+    h, w = 48, 64
+    rng = np.random.default_rng(seed)
+    labels = _disc(h, w, 24, 20, 14)
+    ramp = np.linspace(0.1, 0.9, h, dtype=np.float32)[:, None, None]
+    back = 0.8 * ramp + 0.2 * _texture(rng, h, w, ((0.0, 1.0),) * 3)
+    image = np.where(labels[..., None] == 1, _texture(rng, h, w, BLUE), back).astype(np.float32)
+    target = _disc(h, w, 24, 46, 14)
+    vacated = (labels == 1) & (target == 0)
+    band = np.stack([back[y][labels[y] == 0].mean(0) for y in range(h)])  # (h, 3)
+    errors = {}
+    for fill in ("rows", "shifts"):
+        out = synthesize(image, labels, target, seed=seed, config=PatchConfig(init_fill=fill))
+        errors[fill] = np.abs(out - band[:, None, :])[vacated].mean()
+    assert errors["rows"] < 0.025
+    assert errors["rows"] < 0.8 * errors["shifts"]
+
+
 @pytest.mark.parametrize("sizes", [(5, 7, 4, 3), (3, 2, 6, 9), (1, 1, 2, 2)])
 def test_overlap_counts_every_offset(sizes):
     hs, ws, ht, wt = sizes

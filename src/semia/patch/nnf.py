@@ -79,22 +79,38 @@ def initial_nnf(
     generator: torch.Generator,
     shifts: int,
     overlap_fraction: float,
+    fill: str = "rows",
+    uniformity: float = 0.0,
+    source_shares: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Class-by-class initial field at the coarsest level: shifted copies of the source regions.
 
     For each target class c the first shift is the offset d that best overlays the target's
     class-c region on the source's (ties: the shortest), so an unchanged layout starts from the
-    identity. Pixels it leaves uncovered get a seeded shift among those covering at least
-    `overlap_fraction` of the best coverage of what remains (small vertical moves favoured),
-    `shifts` times in all; the rest get seeded random source pixels of their class.
+    identity. Pixels it leaves uncovered (the space an object vacated, a region drawn larger)
+    are filled by `fill`:
+    - "rows": from the class's source pixels (inside it, not on its fringe) at the nearest
+      relative height that can spare them, a run per target row from a seeded offset
+      (`_row_fill`): sky, road and water change with height far more than along it, so what
+      fills a hole continues its surroundings' band; then, for what no row could spare, as
+      "shifts";
+    - "shifts": seeded shifts among those covering at least `overlap_fraction` of the best
+      coverage of what remains (small vertical moves favoured), `shifts` - 1 more in all.
+    The rest get seeded random source pixels of their class.
 
     Args:
         target: (Ht, Wt) long target classes.
         source_labels: (Hs, Ws) long source classes (majority labels at this level).
         allowed: (K, Hs * Ws) bool.
         generator: the seeded generator.
-        shifts: number of shifted copies per class (>= 1).
+        shifts: number of shifted copies per class (>= 1), the best one included.
         overlap_fraction: in (0, 1].
+        fill: "rows" or "shifts".
+        uniformity: with fill "rows", a source pixel lends to at most this many times its
+            class's average need (as `capacity`; 0: no limit), counting the first shift's uses.
+        source_shares: optional (K, Hs, Ws) share of each class in the source pixels'
+            footprints; with fill "rows" only pixels wholly of the class lend (where the class
+            has any), not its fringe, whose colour is mixed with a neighbour's.
 
     Returns:
         (Ht * Wt,) long flat source indices, and (Ht, Wt) bool: the pixels set by the first
@@ -135,12 +151,90 @@ def initial_nnf(
             remaining &= ~hit
             if stage == 0:
                 anchored |= hit
+                if fill == "rows" and remaining.any():
+                    donors = source_labels == c
+                    if source_shares is not None:
+                        # not the class's fringe, mixed with a neighbour's colour at this scale
+                        pure = donors & (source_shares[c] > 1 - 1e-3)
+                        donors = pure if pure.any() else donors
+                    remaining &= ~_row_fill(nnf, remaining, donors, generator, uniformity)
     nnf = nnf.reshape(-1)
     classes = target.reshape(-1)
     missing = (nnf < 0) | ~is_allowed(nnf.clamp_min(0), classes, allowed)
     if missing.any():
         nnf[missing] = random_allowed(classes[missing], allowed, generator)
     return nnf, anchored
+
+
+def _row_fill(
+    nnf: torch.Tensor,
+    todo: torch.Tensor,
+    source_mask: torch.Tensor,
+    generator: torch.Generator,
+    uniformity: float,
+) -> torch.Tensor:
+    """Fill pixels of one class in the (Ht, Wt) field row by row, from the class's source pixels
+    at the same relative height.
+
+    Every target row takes the nearest source row (in relative height) whose pixels of the class
+    can still lend to all its pixels to fill without exceeding `uniformity` times the class's
+    average need per source pixel (uses already in `nnf` count); its k-th pixel to fill (left to
+    right) takes the (k + offset)-th class pixel of that source row, cyclically, the offset
+    seeded and carried on where an earlier target row drew from the same source row. So a run
+    of pixels to fill copies a run of the source row, consecutive rows copy a block, and no
+    source row is drained into a stripe. Rows that no source row can serve stay unfilled.
+
+    Args:
+        nnf: (Ht, Wt) long flat source indices (-1 where unset); filled in place.
+        todo: (Ht, Wt) bool, the pixels to fill.
+        source_mask: (Hs, Ws) bool, the class's source pixels (not empty).
+        generator: the seeded generator.
+        uniformity: the limit factor (0: no limit).
+
+    Returns:
+        (Ht, Wt) bool, the pixels filled.
+    """
+    device = todo.device
+    ht = todo.shape[0]
+    hs, ws = source_mask.shape
+    counts = source_mask.sum(1)  # (Hs,) class pixels per source row
+    n_class = counts.tolist()
+    copies = (nnf >= 0) & source_mask.reshape(-1)[nnf.clamp_min(0)]  # earlier uses of the class
+    if uniformity > 0:
+        need = float((todo | copies).sum()) / float(counts.sum())  # uses per source pixel
+        uses = math.ceil(uniformity * max(need, 1.0))
+        used = torch.bincount(nnf[copies] // ws, minlength=hs)  # (Hs,)
+        budget = (uses * counts - used).tolist()
+    else:
+        budget = [math.inf] * hs
+    # per target row: the source row to draw from (-1: none) and where to start in it
+    rows, starts = [-1] * ht, [0] * ht
+    drawn = [0] * hs
+    offset = int(torch.randint(0, ws, (1,), generator=generator, device=device))
+    for y, n in enumerate(todo.sum(1).tolist()):
+        if n == 0:
+            continue
+        own = min(hs - 1, int((y + 0.5) * hs / ht))
+        for d in range(hs):  # outwards from the same relative height, upper row first
+            fits = (r for r in (own - d, own + d) if 0 <= r < hs and n_class[r] and budget[r] >= n)
+            r = next(fits, None)
+            if r is not None:
+                rows[y], starts[y] = r, offset + drawn[r]
+                budget[r] -= n
+                drawn[r] += n
+                break
+    row = torch.tensor(rows, device=device)
+    served = todo & (row >= 0)[:, None]
+    if not served.any():
+        return served
+    row = row.clamp_min(0)
+    # per source row, the class's columns first (left to right), then the others
+    columns = torch.argsort((~source_mask).to(torch.uint8), dim=1, stable=True)  # (Hs, Ws)
+    rank = torch.cumsum(todo.long(), 1) - 1  # (Ht, Wt): index among the row's pixels to fill
+    start = torch.tensor(starts, device=device)[:, None]
+    col = torch.gather(columns[row], 1, (rank + start) % counts[row][:, None].clamp_min(1))
+    nnf[served] = (row[:, None] * ws + col)[served]
+    return served
 
 
 def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
