@@ -109,7 +109,7 @@ def gan(
 ) -> np.ndarray:
     """The SemIA GAN, trained once per source image, seed and config (cached in GAN_DIR);
     config None: the default schedule TrainConfig()."""
-    from semia.config import TrainConfig
+    from semia.config import PatchConfig, TrainConfig
     from semia.gan import SemIA
     from semia.gan.checkpoint import config_to_dict, data_hash
     from semia.io import LabelMap
@@ -117,8 +117,10 @@ def gan(
     config = TrainConfig() if config is None else config
     palette = np.zeros((num_classes, 3), np.uint8)  # colours do not matter for generation
     # the cache key covers the data, the seed and the config (a changed default retrains)
-    # (without config.generate: generation settings need no retraining)
+    # (without config.generate: generation settings need no retraining), and the patch
+    # synthesis defaults: sample steps feed G the analogy of the pair
     trained = {k: v for k, v in config_to_dict(config).items() if k != "generate"}
+    trained["patch"] = config_to_dict(PatchConfig())
     settings = json.dumps(trained, sort_keys=True).encode()
     key = f"{data_hash(image, labels, palette)[:16]}-{hashlib.sha256(settings).hexdigest()[:8]}"
     folder = GAN_DIR / f"{key}-seed{seed}"

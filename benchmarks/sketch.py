@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
+import json
 import sys
 import time
 from pathlib import Path
@@ -52,10 +54,17 @@ def gan_model(seq: str, condition: str, image, labels, seed: int):
     """A SemIA model of this sequence and condition (default schedule), cached in GAN_DIR."""
     from semia.config import GenerateConfig, TrainConfig
     from semia.gan import SemIA
+    from semia.gan.checkpoint import config_to_dict
 
     key = (seq, condition)
     if key not in _models:
-        folder = GAN_DIR / f"{seq}-{condition.replace('+', '-')}-seed{seed}"
+        # the folder name covers the training settings and the patch synthesis defaults (sample
+        # steps feed G the analogy of the pair): a changed default retrains
+        trained = config_to_dict(TrainConfig(condition=condition))
+        trained.pop("generate")
+        trained["patch"] = config_to_dict(PatchConfig())
+        digest = hashlib.sha256(json.dumps(trained, sort_keys=True).encode()).hexdigest()[:8]
+        folder = GAN_DIR / f"{seq}-{condition.replace('+', '-')}-{digest}-seed{seed}"
         if (folder / "done").exists():
             _models[key] = SemIA.load(folder)
         else:

@@ -267,7 +267,7 @@ class PatchConfig(Config):
         1.0, "finest level: votes weighted exp(-|offset|^2 / 2 s^2) (0: mean)", lo=0, hi=100
     )
     kept_vote_spread: float = setting(
-        0.5,
+        0.4,
         "finest level: vote_spread on the pixels whose label stays, for a target of the "
         "source's size (sharper there: the source's own texture stays a copy, not a blur; "
         "0 = vote_spread; labels + edges use labels_edge_kept_spread)",
