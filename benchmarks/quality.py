@@ -99,6 +99,18 @@ def run_method(
 GAN_DIR = Path("gan-models")  # where "gan" keeps one trained model per scene (set by --gan-dir)
 
 
+def training_digest(config) -> str:
+    """8 hex digits naming what a trained model depends on: the training config without its
+    generation settings (they need no retraining), and the patch synthesis defaults (sample
+    steps feed G the analogy of the pair). The GAN caches of the benchmarks key on it."""
+    from semia.config import PatchConfig
+    from semia.gan.checkpoint import config_to_dict
+
+    trained = {k: v for k, v in config_to_dict(config).items() if k != "generate"}
+    trained["patch"] = config_to_dict(PatchConfig())
+    return hashlib.sha256(json.dumps(trained, sort_keys=True).encode()).hexdigest()[:8]
+
+
 def gan(
     image: np.ndarray,
     labels: np.ndarray,
@@ -109,20 +121,16 @@ def gan(
 ) -> np.ndarray:
     """The SemIA GAN, trained once per source image, seed and config (cached in GAN_DIR);
     config None: the default schedule TrainConfig()."""
-    from semia.config import PatchConfig, TrainConfig
+    from semia.config import TrainConfig
     from semia.gan import SemIA
-    from semia.gan.checkpoint import config_to_dict, data_hash
+    from semia.gan.checkpoint import data_hash
     from semia.io import LabelMap
 
     config = TrainConfig() if config is None else config
     palette = np.zeros((num_classes, 3), np.uint8)  # colours do not matter for generation
-    # the cache key covers the data, the seed and the config (a changed default retrains)
-    # (without config.generate: generation settings need no retraining), and the patch
-    # synthesis defaults: sample steps feed G the analogy of the pair
-    trained = {k: v for k, v in config_to_dict(config).items() if k != "generate"}
-    trained["patch"] = config_to_dict(PatchConfig())
-    settings = json.dumps(trained, sort_keys=True).encode()
-    key = f"{data_hash(image, labels, palette)[:16]}-{hashlib.sha256(settings).hexdigest()[:8]}"
+    # the cache key covers the data, the seed and the training settings (a changed default
+    # retrains)
+    key = f"{data_hash(image, labels, palette)[:16]}-{training_digest(config)}"
     folder = GAN_DIR / f"{key}-seed{seed}"
     if not (folder / "done").exists():
         start = time.perf_counter()

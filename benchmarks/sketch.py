@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
-import json
 import sys
 import time
 from pathlib import Path
@@ -35,6 +33,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ as a script folder
+
+import quality  # noqa: E402  (the GAN cache key of the quality benchmark)
 
 from semia.apps import DEFAULT_DETAIL  # noqa: E402
 from semia.apps.edges import edges  # noqa: E402
@@ -54,16 +55,11 @@ def gan_model(seq: str, condition: str, image, labels, seed: int):
     """A SemIA model of this sequence and condition (default schedule), cached in GAN_DIR."""
     from semia.config import GenerateConfig, TrainConfig
     from semia.gan import SemIA
-    from semia.gan.checkpoint import config_to_dict
 
     key = (seq, condition)
     if key not in _models:
-        # the folder name covers the training settings and the patch synthesis defaults (sample
-        # steps feed G the analogy of the pair): a changed default retrains
-        trained = config_to_dict(TrainConfig(condition=condition))
-        trained.pop("generate")
-        trained["patch"] = config_to_dict(PatchConfig())
-        digest = hashlib.sha256(json.dumps(trained, sort_keys=True).encode()).hexdigest()[:8]
+        # the folder name covers the training settings (a changed default retrains)
+        digest = quality.training_digest(TrainConfig(condition=condition))
         folder = GAN_DIR / f"{seq}-{condition.replace('+', '-')}-{digest}-seed{seed}"
         if (folder / "done").exists():
             _models[key] = SemIA.load(folder)

@@ -152,7 +152,7 @@ def initial_nnf(
             if stage == 0:
                 anchored |= hit
                 if fill == "rows" and remaining.any():
-                    donors = source_labels == c
+                    donors = source_mask > 0
                     if source_shares is not None:
                         # not the class's fringe, mixed with a neighbour's colour at this scale
                         pure = donors & (source_shares[c] > 1 - 1e-3)
