@@ -5,7 +5,7 @@ edited target maps, resized to 256x256 and 512x256 (width x height), several run
 the median and best seconds and the process's peak resident memory.
 
     python benchmarks/bench_analogy.py [--scene zebra] [--target 2] [--runs 5] [--threads 2,1]
-        [--generate]
+        [--generate] [--device cpu|cuda]
 
 With --generate, also times a SemIA model's generation at each size (`SemIA.generate`: the
 analogy it refines plus one generator pass and the compositing), with a model trained for two
@@ -60,27 +60,28 @@ def _resized(image: np.ndarray, labels: np.ndarray, target: np.ndarray, size: tu
     return image, io.resize_nearest(labels, size), io.resize_nearest(target, size)
 
 
-def _report(threads: int, size: tuple[int, int], what: str, runs: int, call) -> None:
+def _report(threads: int, size: tuple[int, int], what: str, runs: int, call, device: str) -> None:
     """Time call(seed=...) `runs` times after one warm-up run; print the median and best."""
     call(seed=0)
     times = []
     for run in range(runs):
         start = time.perf_counter()
-        call(seed=run)
+        call(seed=run)  # returns a numpy image: the GPU has finished
         times.append(time.perf_counter() - start)
+    where = "CUDA" if device.startswith("cuda") else f"{threads} thread(s)"
     print(
-        f"{threads} thread(s) {size[1]}x{size[0]} {what}: median {statistics.median(times):.2f} s, "
+        f"{where} {size[1]}x{size[0]} {what}: median {statistics.median(times):.2f} s, "
         f"best {min(times):.2f} s over {runs} runs (load average now {os.getloadavg()[0]:.1f})"
     )
 
 
-def _tiny_model(image: np.ndarray, labels: np.ndarray, folder: Path):
+def _tiny_model(image: np.ndarray, labels: np.ndarray, folder: Path, device: str):
     """A SemIA model trained for two iterations (as costly to generate with as a trained one)."""
     from semia.config import TrainConfig
     from semia.gan import SemIA
 
     config = TrainConfig(iters=2, full_size_iters=1, checkpoint_every=1000, preview_every=1000)
-    return SemIA.train(image, labels, folder, config)
+    return SemIA.train(image, labels, folder, config, device=device)
 
 
 def main() -> None:
@@ -96,6 +97,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--generate", action="store_true", help="also time SemIA.generate (analogy + one G pass)"
+    )
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="cpu | cuda (with cuda the thread counts only set torch's CPU threads)",
     )
     args = parser.parse_args()
 
@@ -115,15 +121,20 @@ def main() -> None:
             torch.set_num_threads(threads)
             for size in SIZES:
                 img, src, tgt = _resized(image, labels.ids, target, size)
-                run = functools.partial(synthesize, img, src, tgt, num_classes=labels.num_classes)
-                _report(threads, size, "synthesize", args.runs, run)
+                run = functools.partial(
+                    synthesize, img, src, tgt, num_classes=labels.num_classes, device=args.device
+                )
+                _report(threads, size, "synthesize", args.runs, run, args.device)
                 if args.generate:
                     if size not in models:
-                        models[size] = _tiny_model(img, src, Path(scratch) / f"{size[0]}x{size[1]}")
+                        folder = Path(scratch) / f"{size[0]}x{size[1]}"
+                        models[size] = _tiny_model(img, src, folder, args.device)
                     run = functools.partial(models[size].generate, tgt)
-                    _report(threads, size, "generate", args.runs, run)
+                    _report(threads, size, "generate", args.runs, run, args.device)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     print(f"peak RSS {peak_mb:.0f} MB (whole process, including Python and torch)")
+    if args.device.startswith("cuda"):
+        print(f"peak CUDA memory {torch.cuda.max_memory_allocated() / 2**20:.0f} MB allocated")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ Prints
   4. generation seconds per target (median over the scene's cond/ targets).
 
     python benchmarks/bench_train.py [--scene zebra] [--max-size 256] [--threads N] [--iters N]
+        [--device cpu|cuda]
 
 Measured 2026-11-28 on the 2-core development machine (idle), zebra at 256x170, 1 thread: whole
 default schedule (1600 iterations) 408 s wall, 0.255 s/iteration (279 s before sample steps ran
@@ -69,9 +70,14 @@ def _phase_timings(run, steps: range) -> dict[str, dict[str, float]]:
     }
 
 
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def _loss_term_timings(run, size: int, repeats: int = 5) -> dict[str, float]:
     """Forward + backward seconds of each sample-step loss term alone, on a size x size crop."""
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator(device=run.image.device).manual_seed(0)
     image, ids = random_crop(run.image, run.ids, size, gen)
     oh = one_hot(ids, run.num_classes)
     nets, cfg = run.nets, run.config
@@ -89,8 +95,10 @@ def _loss_term_timings(run, size: int, repeats: int = 5) -> dict[str, float]:
     for name, fn in terms.items():
         times = []
         for _ in range(repeats):
+            _sync(run.image.device)
             t0 = time.perf_counter()
             fn().backward()
+            _sync(run.image.device)
             times.append(time.perf_counter() - t0)
         out[name] = statistics.median(times)
     return out
@@ -118,6 +126,7 @@ def main() -> None:
     )
     ap.add_argument("--iters", type=int, default=0, help="schedule length (0 = default)")
     ap.add_argument("--sample", type=int, default=10, help="iterations timed per phase")
+    ap.add_argument("--device", default="cpu", help="cpu | cuda (default: cpu)")
     ap.add_argument(
         "--skip-schedule", action="store_true", help="estimate the schedule, do not run it"
     )
@@ -125,13 +134,15 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     config = TrainConfig() if not args.iters else replace(TrainConfig(), iters=args.iters)
+    device = torch.device(args.device)
 
     d = _scene_dir(args.scene)
     image, labels = load_scene(next(d.glob("img.*")), next(d.glob("label.*")), args.max_size)
     h, w = labels.ids.shape
     print(
         f"scene {args.scene}: {w}x{h} px, {labels.num_classes} labels; torch "
-        f"{torch.__version__}, {torch.get_num_threads()} threads; schedule {config.iters} iters "
+        f"{torch.__version__} on {device}, {torch.get_num_threads()} threads; schedule "
+        f"{config.iters} iters "
         f"({config.iters - config.full_size_iters} on {config.crop_size} px crops, "
         f"{config.full_size_iters} full size), rec every {config.rec_every}"
     )
@@ -139,7 +150,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         run = setup_run(
-            image, labels.ids, labels.num_classes, Path(tmp), config, device="cpu", seed=0
+            image, labels.ids, labels.num_classes, Path(tmp), config, device=device, seed=0
         )
         train_iteration(run, 1)  # warm-up
         # timed past the augmentation ramp, at full augmentation strength
@@ -171,14 +182,16 @@ def main() -> None:
         if not args.skip_schedule:
             t0 = time.perf_counter()
             c0 = time.process_time()
-            model = SemIA.train(image, labels, Path(tmp), config, seed=0)
+            model = SemIA.train(image, labels, Path(tmp), config, seed=0, device=device)
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             print(
                 f"whole schedule: {wall:.0f} s wall ({wall / 60:.1f} min), {cpu:.0f} s CPU, "
                 f"{wall / config.iters:.3f} s/iteration"
             )
         else:
-            model = SemIA.train(image, labels, Path(tmp), replace(config, iters=2), seed=0)
+            model = SemIA.train(
+                image, labels, Path(tmp), replace(config, iters=2), seed=0, device=device
+            )
         targets = [read_target(p, labels, "nearest", args.max_size) for p in (d / "cond").iterdir()]
         model.generate(targets[0].ids)  # warm-up
         gen = []
@@ -191,6 +204,8 @@ def main() -> None:
             f"({len(gen)} targets)"
         )
     print(f"peak RSS: {_peak_rss_gb():.2f} GiB")
+    if device.type == "cuda":
+        print(f"peak CUDA memory: {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB allocated")
 
 
 if __name__ == "__main__":

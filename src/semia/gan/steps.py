@@ -164,13 +164,20 @@ def setup_run(
 
 
 class _Clock:
-    """Accumulates wall time per named component into a dict."""
+    """Accumulates wall time per named component into a dict.
 
-    def __init__(self, sink: dict[str, float]) -> None:
+    On CUDA every lap waits for the queued kernels first, so each part is charged its own GPU
+    time rather than whatever launched before the next sync.
+    """
+
+    def __init__(self, sink: dict[str, float], device: torch.device | None = None) -> None:
         self.sink = sink
+        self.sync = device is not None and device.type == "cuda"
         self.last = time.perf_counter()
 
     def lap(self, name: str) -> None:
+        if self.sync:
+            torch.cuda.synchronize()
         now = time.perf_counter()
         self.sink[name] = self.sink.get(name, 0.0) + now - self.last
         self.last = now
@@ -401,7 +408,7 @@ def train_iteration(run: Run, step: int) -> dict[str, Any]:
     """Run iteration `step` (0-based); returns its log record (losses, lr, seconds per part)."""
     cfg = run.config
     timings: dict[str, float] = {}
-    clock = _Clock(timings)
+    clock = _Clock(timings, run.generator.device)
     t0 = clock.last
     lr_f = set_lr(run.nets, cfg, step)
     full = cfg.crop_size <= 0 or step >= cfg.iters - cfg.full_size_iters
@@ -432,6 +439,8 @@ def train_iteration(run: Run, step: int) -> dict[str, Any]:
         and uses_labels(cfg.condition)
     ):
         losses.update(_segmenter_step(run, img_aug, ids_aug, clock))
+    if clock.sync:
+        torch.cuda.synchronize()
     timings["total"] = time.perf_counter() - t0
     return {
         "step": step + 1,
