@@ -274,6 +274,12 @@ class PatchConfig(Config):
         lo=0,
         hi=100,
     )
+    vote_pick: str = setting(
+        "mean",
+        "finest level: mean = the (spread-weighted) mean of the votes; kept / changed / all = "
+        "on those pixels the vote nearest that mean (a real source colour, no outlier)",
+        choices=("mean", "kept", "changed", "all"),
+    )
     blend_sigma: float = setting(
         0.2, "coarsest init: colour-seam smoothing width / longest side (0: off)", lo=0, hi=1
     )

@@ -554,6 +554,7 @@ def vote(
     target: torch.Tensor,
     patch_size: int,
     spread: float | torch.Tensor = 0.0,
+    pick: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Patch voting: each target pixel averages what the overlapping matched patches put there.
 
@@ -611,4 +612,29 @@ def vote(
     total = acc[..., 3:]  # (Ht, Wt, 1)
     own = rows.index_select(0, nnf)[:, :3].view(ht, wt, 3)
     out = torch.where(total > 0, acc[..., :3] / total.clamp_min(1e-12), own)  # (Ht, Wt, 3)
+    if pick is not None and pick.any():
+        out = _pick_nearest(out, pick, nnf, rows, allowed_flat, class_base, row_at, col_at, r)
     return out.permute(2, 0, 1).contiguous()
+
+
+def _pick_nearest(out, pick, nnf, rows, allowed_flat, class_base, row_at, col_at, r):
+    """Where `pick`, the valid vote nearest the voted mean instead of the mean: a real source
+    colour (sharp) that agrees with most votes (no outlier)."""
+    ht, wt, _ = out.shape
+    best = torch.full((ht, wt), float("inf"), dtype=out.dtype, device=out.device)
+    chosen = out.clone()
+    for dy in range(-r, r + 1):
+        q_rows, p_rows = slice(max(0, -dy), ht - max(0, dy)), slice(max(0, dy), ht + min(0, dy))
+        for dx in range(-r, r + 1):
+            q_cols = slice(max(0, -dx), wt - max(0, dx))
+            p_cols = slice(max(0, dx), wt + min(0, dx))
+            idx = row_at[dy + r][q_rows, q_cols] + col_at[dx + r][q_rows, q_cols]
+            ok = allowed_flat.take(class_base[p_rows, p_cols] + idx)
+            colour = rows.index_select(0, idx.view(-1)).view(*idx.shape, 4)[..., :3]
+            d = (colour - out[p_rows, p_cols]).square().sum(-1)
+            d = torch.where(ok, d, torch.full_like(d, float("inf")))
+            better = d < best[p_rows, p_cols]
+            best[p_rows, p_cols] = torch.where(better, d, best[p_rows, p_cols])
+            sub = chosen[p_rows, p_cols]
+            chosen[p_rows, p_cols] = torch.where(better[..., None], colour, sub)
+    return torch.where(pick[..., None] & torch.isfinite(best)[..., None], chosen, out)

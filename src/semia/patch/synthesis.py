@@ -158,6 +158,13 @@ def synthesize_with_field(
         img, src_ids, tgt_ids, k, n_levels, _guide_tensors(guides, labels, target, device)
     )
     fine_spread = _fine_spread(config, src_ids, tgt_ids)
+    fine_pick = None
+    if config.vote_pick == "all":
+        fine_pick = torch.ones(tgt_ids.shape, dtype=torch.bool, device=device)
+    elif config.vote_pick == "kept" and src_ids.shape == tgt_ids.shape:
+        fine_pick = src_ids == tgt_ids
+    elif config.vote_pick == "changed" and src_ids.shape == tgt_ids.shape:
+        fine_pick = src_ids != tgt_ids
     total = config.coarse_iters + config.fine_iters * (n_levels - 1)
     done = 0
     field = out = None
@@ -218,7 +225,13 @@ def synthesize_with_field(
             field, dist = search_round(
                 query, keys, level, field, dist, config, generator, round_limit, exact
             )
-            out = vote_level(field, level, config.patch_size, fine_spread if lv == 0 else 0.0)
+            out = vote_level(
+                field,
+                level,
+                config.patch_size,
+                fine_spread if lv == 0 else 0.0,
+                fine_pick if lv == 0 else None,
+            )
             done += 1
             if progress is not None:
                 progress(done, total)
@@ -276,12 +289,16 @@ def search_round(
 
 
 def vote_level(
-    field: torch.Tensor, level: Level, patch_size: int, spread: float | torch.Tensor = 0.0
+    field: torch.Tensor,
+    level: Level,
+    patch_size: int,
+    spread: float | torch.Tensor = 0.0,
+    pick: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """(3, Ht, Wt) the level's source voted by the field, every patch weighing the same."""
     weights = torch.ones(field.shape, dtype=level.image.dtype, device=field.device)
     return nn_field.vote(
-        field, weights, level.image, level.allowed, level.target, patch_size, spread
+        field, weights, level.image, level.allowed, level.target, patch_size, spread, pick
     )
 
 
