@@ -99,9 +99,6 @@ def run_method(
 GAN_DIR = Path("gan-models")  # where "gan" keeps one trained model per scene (set by --gan-dir)
 
 
-_LATER_NEUTRAL = {"vote_pick": "mean"}
-
-
 def training_digest(config) -> str:
     """8 hex digits naming what a trained model depends on: the training config without its
     generation settings (they need no retraining), and the patch synthesis defaults (sample
@@ -110,10 +107,7 @@ def training_digest(config) -> str:
     from semia.gan.checkpoint import config_to_dict
 
     trained = {k: v for k, v in config_to_dict(config).items() if k != "generate"}
-    patch = config_to_dict(PatchConfig())
-    # settings added later, left out at the value that does what the code did before them (so
-    # the models cached before they existed still match)
-    trained["patch"] = {k: v for k, v in patch.items() if _LATER_NEUTRAL.get(k, ...) != v}
+    trained["patch"] = config_to_dict(PatchConfig())
     return hashlib.sha256(json.dumps(trained, sort_keys=True).encode()).hexdigest()[:8]
 
 

@@ -274,11 +274,14 @@ class PatchConfig(Config):
         lo=0,
         hi=100,
     )
-    vote_pick: str = setting(
-        "mean",
-        "finest level: mean = the (spread-weighted) mean of the votes; kept / changed / all = "
-        "on those pixels the vote nearest that mean (a real source colour, no outlier)",
-        choices=("mean", "kept", "changed", "all"),
+    kept_vote_guard: float = setting(
+        0.1,
+        "finest level, where kept_vote_spread sharpens the votes: a pixel whose sharp vote lies "
+        "more than this (any channel, colours in [0, 1]) from its vote_spread vote takes the "
+        "vote nearest that one instead, a real source colour rather than a lone patch's "
+        "outlier (speckle) (0: off)",
+        lo=0,
+        hi=1,
     )
     blend_sigma: float = setting(
         0.2, "coarsest init: colour-seam smoothing width / longest side (0: off)", lo=0, hi=1

@@ -554,7 +554,8 @@ def vote(
     target: torch.Tensor,
     patch_size: int,
     spread: float | torch.Tensor = 0.0,
-    pick: torch.Tensor | None = None,
+    guard: float = 0.0,
+    reference_spread: float = 0.0,
 ) -> torch.Tensor:
     """Patch voting: each target pixel averages what the overlapping matched patches put there.
 
@@ -572,6 +573,12 @@ def vote(
         spread: if > 0, a vote from a patch whose centre lies at offset o from the pixel is
             weighted by exp(-|o|^2 / (2 spread^2)) (sharper); 0: all votes weigh the same.
             A (Ht, Wt) tensor gives each target pixel its own spread.
+        guard: if > 0, a pixel whose vote lies farther than this (in any channel) from the
+            vote `reference_spread` would give it takes, of its valid votes, the one nearest
+            that reference instead: where sharp votes follow a lone patch off the consensus
+            (a speckle), a real source colour that agrees with most votes. Pixels voted with
+            the reference spread itself never move.
+        reference_spread: the spread of the reference vote (as `spread`, a number).
 
     Returns:
         (3, Ht, Wt) float image.
@@ -589,6 +596,7 @@ def vote(
     rows = torch.cat([image, torch.ones_like(image[:1])]).reshape(4, -1).T.contiguous()
     allowed_flat = allowed.reshape(-1)
     acc = image.new_zeros(ht, wt, 4)  # weighted colour sums, weight sums
+    ref_acc = image.new_zeros(ht, wt, 4) if guard > 0 else None  # the same, reference spread
     inv = None  # per pixel 1 / (2 spread^2), 0 where spread is 0 (plain mean)
     if isinstance(spread, torch.Tensor):
         s = spread.to(image.dtype)
@@ -609,32 +617,60 @@ def vote(
             else:
                 gain = math.exp(-(dy**2 + dx**2) / (2 * spread**2)) if spread > 0 else 1.0
             acc[p_rows, p_cols].addcmul_(colour, weight[..., None], value=gain)
-    total = acc[..., 3:]  # (Ht, Wt, 1)
+            if ref_acc is not None:
+                ref_gain = (
+                    math.exp(-(dy**2 + dx**2) / (2 * reference_spread**2))
+                    if (reference_spread > 0)
+                    else 1.0
+                )
+                plain = weights[q_rows, q_cols] * ok
+                ref_acc[p_rows, p_cols].addcmul_(colour, plain[..., None], value=ref_gain)
     own = rows.index_select(0, nnf)[:, :3].view(ht, wt, 3)
-    out = torch.where(total > 0, acc[..., :3] / total.clamp_min(1e-12), own)  # (Ht, Wt, 3)
-    if pick is not None and pick.any():
-        out = _pick_nearest(out, pick, nnf, rows, allowed_flat, class_base, row_at, col_at, r)
+    out = _mean_of(acc, own)  # (Ht, Wt, 3)
+    if ref_acc is not None:
+        ref = _mean_of(ref_acc, own)
+        off = (out - ref).abs().amax(-1) > guard  # (Ht, Wt)
+        if off.any():
+            out = out.clone()
+            out[off] = _vote_nearest(ref, off, rows, allowed_flat, class_base, row_at, col_at, r)
     return out.permute(2, 0, 1).contiguous()
 
 
-def _pick_nearest(out, pick, nnf, rows, allowed_flat, class_base, row_at, col_at, r):
-    """Where `pick`, the valid vote nearest the voted mean instead of the mean: a real source
-    colour (sharp) that agrees with most votes (no outlier)."""
-    ht, wt, _ = out.shape
-    best = torch.full((ht, wt), float("inf"), dtype=out.dtype, device=out.device)
-    chosen = out.clone()
+def _mean_of(acc: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
+    """(Ht, Wt, 3) weighted mean of accumulated (colour sums, weight sum); `own` where none."""
+    total = acc[..., 3:]
+    return torch.where(total > 0, acc[..., :3] / total.clamp_min(1e-12), own)
+
+
+def _vote_nearest(
+    ref: torch.Tensor,
+    where: torch.Tensor,
+    rows: torch.Tensor,
+    allowed_flat: torch.Tensor,
+    class_base: torch.Tensor,
+    row_at: list[torch.Tensor],
+    col_at: list[torch.Tensor],
+    r: int,
+) -> torch.Tensor:
+    """(n, 3) for the n pixels of `where` (Ht, Wt) bool, the valid vote (see `vote`) nearest
+    `ref` (Ht, Wt, 3); `ref` itself where a pixel has no valid vote."""
+    ht, wt, _ = ref.shape
+    py, px = where.nonzero(as_tuple=True)
+    target_ref = ref[py, px]  # (n, 3)
+    base = class_base[py, px]
+    best = torch.full(py.shape, math.inf, dtype=ref.dtype, device=ref.device)
+    chosen = target_ref.clone()
     for dy in range(-r, r + 1):
-        q_rows, p_rows = slice(max(0, -dy), ht - max(0, dy)), slice(max(0, dy), ht + min(0, dy))
+        qy = py - dy  # the patch centred at q = p - d puts its pixel at offset d on p
         for dx in range(-r, r + 1):
-            q_cols = slice(max(0, -dx), wt - max(0, dx))
-            p_cols = slice(max(0, dx), wt + min(0, dx))
-            idx = row_at[dy + r][q_rows, q_cols] + col_at[dx + r][q_rows, q_cols]
-            ok = allowed_flat.take(class_base[p_rows, p_cols] + idx)
-            colour = rows.index_select(0, idx.view(-1)).view(*idx.shape, 4)[..., :3]
-            d = (colour - out[p_rows, p_cols]).square().sum(-1)
-            d = torch.where(ok, d, torch.full_like(d, float("inf")))
-            better = d < best[p_rows, p_cols]
-            best[p_rows, p_cols] = torch.where(better, d, best[p_rows, p_cols])
-            sub = chosen[p_rows, p_cols]
-            chosen[p_rows, p_cols] = torch.where(better[..., None], colour, sub)
-    return torch.where(pick[..., None] & torch.isfinite(best)[..., None], chosen, out)
+            qx = px - dx
+            inside = (qy >= 0) & (qy < ht) & (qx >= 0) & (qx < wt)
+            qyc, qxc = qy.clamp(0, ht - 1), qx.clamp(0, wt - 1)
+            idx = row_at[dy + r][qyc, qxc] + col_at[dx + r][qyc, qxc]
+            ok = inside & allowed_flat.take(base + idx)
+            colour = rows.index_select(0, idx)[:, :3]
+            d = (colour - target_ref).square().sum(-1).masked_fill_(~ok, math.inf)
+            better = d < best
+            best = torch.where(better, d, best)
+            chosen = torch.where(better[:, None], colour, chosen)
+    return chosen

@@ -158,13 +158,8 @@ def synthesize_with_field(
         img, src_ids, tgt_ids, k, n_levels, _guide_tensors(guides, labels, target, device)
     )
     fine_spread = _fine_spread(config, src_ids, tgt_ids)
-    fine_pick = None
-    if config.vote_pick == "all":
-        fine_pick = torch.ones(tgt_ids.shape, dtype=torch.bool, device=device)
-    elif config.vote_pick == "kept" and src_ids.shape == tgt_ids.shape:
-        fine_pick = src_ids == tgt_ids
-    elif config.vote_pick == "changed" and src_ids.shape == tgt_ids.shape:
-        fine_pick = src_ids != tgt_ids
+    # sharper kept votes are guarded against lone outliers (against the plain finest vote)
+    fine_guard = config.kept_vote_guard if isinstance(fine_spread, torch.Tensor) else 0.0
     total = config.coarse_iters + config.fine_iters * (n_levels - 1)
     done = 0
     field = out = None
@@ -225,13 +220,12 @@ def synthesize_with_field(
             field, dist = search_round(
                 query, keys, level, field, dist, config, generator, round_limit, exact
             )
-            out = vote_level(
-                field,
-                level,
-                config.patch_size,
-                fine_spread if lv == 0 else 0.0,
-                fine_pick if lv == 0 else None,
-            )
+            if lv == 0:
+                out = vote_level(
+                    field, level, config.patch_size, fine_spread, fine_guard, config.vote_spread
+                )
+            else:
+                out = vote_level(field, level, config.patch_size)
             done += 1
             if progress is not None:
                 progress(done, total)
@@ -293,12 +287,22 @@ def vote_level(
     level: Level,
     patch_size: int,
     spread: float | torch.Tensor = 0.0,
-    pick: torch.Tensor | None = None,
+    guard: float = 0.0,
+    reference_spread: float = 0.0,
 ) -> torch.Tensor:
-    """(3, Ht, Wt) the level's source voted by the field, every patch weighing the same."""
+    """(3, Ht, Wt) the level's source voted by the field, every patch weighing the same (spread,
+    guard, reference_spread: see `nn_field.vote`)."""
     weights = torch.ones(field.shape, dtype=level.image.dtype, device=field.device)
     return nn_field.vote(
-        field, weights, level.image, level.allowed, level.target, patch_size, spread, pick
+        field,
+        weights,
+        level.image,
+        level.allowed,
+        level.target,
+        patch_size,
+        spread,
+        guard,
+        reference_spread,
     )
 
 
