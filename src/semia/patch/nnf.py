@@ -610,20 +610,15 @@ def vote(
             idx = row_at[dy + r][q_rows, q_cols] + col_at[dx + r][q_rows, q_cols]  # (h, w)
             ok = allowed_flat.take(class_base[p_rows, p_cols] + idx)  # the vote's class fits
             colour = rows.index_select(0, idx.view(-1)).view(*idx.shape, 4)
-            weight = weights[q_rows, q_cols] * ok
+            plain = weights[q_rows, q_cols] * ok
             if inv is not None:
-                weight = weight * torch.exp(-(dy**2 + dx**2) * inv[p_rows, p_cols])
+                weight = plain * torch.exp(-(dy**2 + dx**2) * inv[p_rows, p_cols])
                 gain = 1.0
             else:
-                gain = math.exp(-(dy**2 + dx**2) / (2 * spread**2)) if spread > 0 else 1.0
+                weight, gain = plain, _offset_gain(dy, dx, spread)
             acc[p_rows, p_cols].addcmul_(colour, weight[..., None], value=gain)
             if ref_acc is not None:
-                ref_gain = (
-                    math.exp(-(dy**2 + dx**2) / (2 * reference_spread**2))
-                    if (reference_spread > 0)
-                    else 1.0
-                )
-                plain = weights[q_rows, q_cols] * ok
+                ref_gain = _offset_gain(dy, dx, reference_spread)
                 ref_acc[p_rows, p_cols].addcmul_(colour, plain[..., None], value=ref_gain)
     own = rows.index_select(0, nnf)[:, :3].view(ht, wt, 3)
     out = _mean_of(acc, own)  # (Ht, Wt, 3)
@@ -634,6 +629,11 @@ def vote(
             out = out.clone()
             out[off] = _vote_nearest(ref, off, rows, allowed_flat, class_base, row_at, col_at, r)
     return out.permute(2, 0, 1).contiguous()
+
+
+def _offset_gain(dy: int, dx: int, spread: float) -> float:
+    """Weight of a vote from a patch centred (dy, dx) away: Gaussian of width `spread`, 1 if 0."""
+    return math.exp(-(dy**2 + dx**2) / (2 * spread**2)) if spread > 0 else 1.0
 
 
 def _mean_of(acc: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
