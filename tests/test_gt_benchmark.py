@@ -81,3 +81,43 @@ def test_oracle_of_an_unchanged_layout_is_the_source(gt):
     ids = label_map.ids
     output = gt.oracle(image, ids, ids, label_map.num_classes, 0, image)
     assert abs(output - image).max() < 1e-5
+
+
+@pytest.mark.skipif(not (DATA / "city_seq0002").is_dir(), reason="shared gt-dev data absent")
+def test_tradeoff_places_runs_against_the_blur_line(gt, tmp_path, one_thread):
+    tradeoff_path = ROOT / "benchmarks" / "tradeoff.py"
+    spec = importlib.util.spec_from_file_location("tradeoff_bench", tradeoff_path)
+    tradeoff = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tradeoff)
+    common = ["--data", str(DATA), "--size", "96", "--scenes", "city_seq0002"]
+    common += ["--targets", "08", "29", "--methods", "analogy", "truth"]
+    runs = [tmp_path / f"s{s}" for s in (0, 1)]
+    for seed, run in enumerate(runs):
+        assert gt.main(["--out", str(run), "--seed", str(seed), *common]) == 0
+    # two candidates: the base itself (no change) and the truth filed as the analogy
+    same, perfect = tmp_path / "same", tmp_path / "perfect"
+    for folder in (same, perfect):
+        (folder / "outputs").mkdir(parents=True)
+        (folder / "results.json").write_text((runs[0] / "results.json").read_text())
+        for name in ("08", "29"):
+            src = "analogy" if folder is same else "truth"
+            png = runs[0] / "outputs" / f"city_seq0002_{name}_{src}.png"
+            (folder / "outputs" / f"city_seq0002_{name}_analogy.png").write_bytes(png.read_bytes())
+    res = tradeoff.measure(runs, [same, perfect], data=DATA, size=96)
+    base = res["base"]
+    rows = json.loads((runs[0] / "results.json").read_text())
+    gt_psnr = [r["psnr_changed"] for r in rows if r["method"] == "analogy"]
+    # as gt.py scored it, but from the 8-bit PNG it wrote
+    assert base["psnr_changed"] == pytest.approx(sum(gt_psnr) / len(gt_psnr), abs=0.02)
+    assert 0 < base["low_share"] < 1
+    # every filter smooths the changed pixels: more PSNR there, a larger patch distance
+    for label in tradeoff.FILTERS:
+        row = res[f"filter: {label}"]
+        assert row["psnr_changed"] > base["psnr_changed"] and row["swd"] > base["swd"]
+    # the synthesis predicts the changed pixels' shade far better than copying the source
+    assert res["shade: the output"]["psnr_low"] > res["shade: copy in place"]["psnr_low"] + 2
+    assert res[f"candidate: {same}"] == {k: base[k] for k in ("psnr_changed", "swd")}
+    assert res[f"candidate: {perfect}"]["swd"] < 0.05 * base["swd"]  # 8-bit rounding only
+    text = tradeoff.report(res)
+    assert f"candidate: {same} (on or below the blur line)" in text
+    assert f"candidate: {perfect} (above the blur line)" in text
