@@ -109,7 +109,10 @@ def changed_only(output: np.ndarray, base: np.ndarray, changed: np.ndarray) -> n
 def load_runs(folders: list[Path], method: str) -> list[tuple[str, str]]:
     """(scene, target) pairs the first run scored with `method`, each present in every run."""
     pairs = []
-    rows = json.loads((folders[0] / "results.json").read_text())
+    results = folders[0] / "results.json"
+    if not results.is_file():
+        raise SystemExit(f"{results} not found: pass folders written by benchmarks/gt.py --out")
+    rows = json.loads(results.read_text())
     for row in rows:
         if row["method"] != method:
             continue
