@@ -47,16 +47,16 @@ import quality
 
 from semia.eval import patch_swd, psnr
 from semia.io import load_scene, match_target, read_image
+from semia.ops import gaussian_blur
 
 SHADE_SIGMA = 4.0  # px: the error below this scale is "the shade"
 SHRINK_TAUS = (0.01, 0.03)
 
 
 def blur(image: np.ndarray, sigma: float) -> np.ndarray:
-    """(H, W, C) float image, each channel Gaussian-filtered (edges replicated)."""
-    return np.stack(
-        [ndi.gaussian_filter(image[..., c], sigma, mode="nearest") for c in range(3)], -1
-    )
+    """(H, W, C) float32 image, each channel Gaussian-filtered (semia.ops, edges replicated)."""
+    x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None]
+    return gaussian_blur(x, sigma, padding="replicate")[0].permute(1, 2, 0).numpy()
 
 
 def median3(image: np.ndarray) -> np.ndarray:
@@ -97,13 +97,21 @@ def shrink_to_mean(samples: list[np.ndarray], tau: float) -> np.ndarray:
     min(1, variance smoothed by 2 px / tau) per pixel; (H, W, 3) float."""
     mean = np.mean(samples, 0)
     variance = np.mean([((s - mean) ** 2).sum(-1) for s in samples], 0)  # (H, W)
-    weight = np.clip(ndi.gaussian_filter(variance, 2.0) / tau, 0, 1)[..., None]
+    weight = np.clip(blur(variance[..., None], 2.0) / tau, 0, 1)  # (H, W, 1)
     return samples[0] + weight * (mean - samples[0])
 
 
 def changed_only(output: np.ndarray, base: np.ndarray, changed: np.ndarray) -> np.ndarray:
     """`output` on the changed pixels, `base` elsewhere, clipped to [0, 1]."""
     return np.clip(np.where(changed[..., None], output, base), 0, 1).astype(np.float32)
+
+
+def score(output: np.ndarray, truth: np.ndarray, changed: np.ndarray, seed: int) -> dict:
+    """PSNR over the changed pixels and the SWD to the truth, as gt.py scores them."""
+    return {
+        "psnr_changed": psnr(output, truth, mask=changed),
+        "swd": patch_swd(output, truth, seed=seed),
+    }
 
 
 def load_runs(folders: list[Path], method: str) -> list[tuple[str, str]]:
@@ -147,9 +155,12 @@ def measure(
         for key, value in values.items():
             sums.setdefault(row, {}).setdefault(key, []).append(value)
 
+    scenes: dict[str, tuple] = {}
     for scene, name in pairs:
         image_path, label_path, _ = found[scene]
-        image, label_map = load_scene(image_path, label_path, size)
+        if scene not in scenes:  # the rows come scene by scene: load each scene once
+            scenes = {scene: load_scene(image_path, label_path, size)}
+        image, label_map = scenes[scene]
         folder = image_path.parent
         target, _ = match_target(folder / "cond" / f"{name}.png", label_map, size)
         truth = read_image(folder / "truth" / f"{name}.png", size)
@@ -161,32 +172,29 @@ def measure(
         if base.shape != truth.shape:
             raise SystemExit(f"{bases[0]}: outputs are {base.shape[:2]}, not {truth.shape[:2]}")
 
-        def score(output: np.ndarray, truth=truth, changed=changed) -> dict[str, float]:
-            return {
-                "psnr_changed": psnr(output, truth, mask=changed),
-                "swd": patch_swd(output, truth, seed=seed),
-            }
-
         error = base - truth
         low = blur(error, SHADE_SIGMA)
         low_share = float((low[changed] ** 2).sum() / (error[changed] ** 2).sum())
-        add("base", **score(base), low_share=low_share)
+        add("base", **score(base, truth, changed, seed), low_share=low_share)
         for label, fn in FILTERS.items():
-            add(f"filter: {label}", **score(changed_only(fn(base), base, changed)))
+            add(
+                f"filter: {label}",
+                **score(changed_only(fn(base), base, changed), truth, changed, seed),
+            )
         shade = {"the output": base, "copy in place": image}
         shade["nearest inside"] = nearest_inside(image, label_map.ids, target.ids)
         if len(runs) > 1:
             shade["mean of the seeds"] = np.mean(runs, 0)
             for tau in SHRINK_TAUS:
                 shrunk = changed_only(shrink_to_mean(runs, tau), base, changed)
-                add(f"shrink tau {tau}", **score(shrunk))
+                add(f"shrink tau {tau}", **score(shrunk, truth, changed, seed))
         low_truth = blur(truth, SHADE_SIGMA)
         for label, pred in shade.items():
             low_pred = np.clip(blur(pred, SHADE_SIGMA), 0, 1).astype(np.float32)
             add(f"shade: {label}", psnr_low=psnr(low_pred, low_truth, mask=changed))
         for f in candidates:
             output = read_image(f / "outputs" / f"{scene}_{name}_{method}.png")
-            add(f"candidate: {f}", **score(output))
+            add(f"candidate: {f}", **score(output, truth, changed, seed))
     return {row: {k: float(np.mean(v)) for k, v in values.items()} for row, values in sums.items()}
 
 
@@ -201,17 +209,22 @@ def report(results: dict[str, dict[str, float]]) -> str:
         "| run | PSNR chg | SWD | dPSNR dB | dSWD % | dB per 1 % SWD |",
         "|---|---|---|---|---|---|",
     ]
-    line = 0.0
+
+    def change(values: dict[str, float]) -> tuple[float, float]:
+        """(dB of PSNR chg, % of SWD) against the base."""
+        return values["psnr_changed"] - base["psnr_changed"], 100 * (
+            values["swd"] / base["swd"] - 1
+        )
+
+    filters = [change(v) for row, v in results.items() if row.startswith("filter: ")]
+    line = max([dp / ds for dp, ds in filters if ds > 0], default=0.0)
     for row, values in results.items():
         if "swd" not in values or row == "base":
             continue
-        d_psnr = values["psnr_changed"] - base["psnr_changed"]
-        d_swd = 100 * (values["swd"] / base["swd"] - 1)
+        d_psnr, d_swd = change(values)
         ratio = d_psnr / d_swd if abs(d_swd) > 1e-9 else float("inf")
         verdict = ""
-        if row.startswith("filter: "):
-            line = max(line, ratio) if d_swd > 0 else line
-        elif row.startswith("candidate: "):
+        if row.startswith("candidate: "):
             above = d_psnr > line * d_swd
             verdict = " (above the blur line)" if above else " (on or below the blur line)"
         lines.append(
