@@ -198,7 +198,7 @@ class PatchConfig(Config):
     coarse_iters: int = setting(
         4, "nearest-neighbour search + vote rounds at the coarsest level", lo=1, hi=100
     )
-    fine_iters: int = setting(2, "search + vote rounds at every finer level", lo=1, hi=100)
+    fine_iters: int = setting(3, "search + vote rounds at every finer level", lo=1, hi=100)
     guide_weight: float = setting(
         2.0, "weight of the label-guide distance against the appearance one", lo=0, hi=1e6
     )
@@ -240,6 +240,13 @@ class PatchConfig(Config):
     )
     search_radii: int = setting(
         3, "PatchMatch: random-search candidates per round, radius / 4 each", lo=0, hi=32
+    )
+    search_passes: int = setting(
+        2,
+        "PatchMatch: propagation + random-search passes per search round (levels searched "
+        "by PatchMatch, not exactly)",
+        lo=1,
+        hi=32,
     )
     init_fill: str = setting(
         "rows",
@@ -295,6 +302,13 @@ class PatchConfig(Config):
         lo=0,
         hi=1e6,
     )
+
+    def for_refinement(self) -> PatchConfig:
+        """These settings with the search effort of before stop 17 (2 rounds of 1 PatchMatch
+        pass per finer level, about half the time): the analogy that the GAN refines (its start
+        at generation, its fills in training), which G's pass re-draws where regions meet and
+        which must stay within generation's time budget."""
+        return replace(self, fine_iters=min(self.fine_iters, 2), search_passes=1)
 
     def for_labels_and_edges(self) -> PatchConfig:
         """The settings for a sketch that comes with a target label map (labels + edges)."""

@@ -11,7 +11,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from semia.config import ConfigError, GenerateConfig, GeneratorConfig, TrainConfig
+from semia.config import ConfigError, GenerateConfig, GeneratorConfig, PatchConfig, TrainConfig
 from semia.gan import SemIA
 from semia.gan.networks import Generator
 from semia.gan.networks.fill import changed_mask, paste_changed
@@ -110,7 +110,7 @@ def test_refine_feeds_the_analogy_into_the_changed_region():
     model = _model(_plain(init="analogy", composite_margin=-1))
     image, labels = model.source_image, model.source_labels
     target = _edit(labels)
-    made = analogy(image, model.labels, target, seed=0)
+    made = analogy(image, model.labels, target, seed=0, config=PatchConfig().for_refinement())
     np.testing.assert_array_equal(model.generate(target), model.generate(target, init=made))
     # G sees the source outside the changed region (dilated by fill_dilate), the init inside
     off = Generator(3, replace(model.config.generator, fill_changed="off"))

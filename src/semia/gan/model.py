@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from semia.config import TrainConfig
+from semia.config import PatchConfig, TrainConfig
 from semia.errors import InputError
 from semia.gan import trainer
 from semia.gan.checkpoint import MODEL_FILE, ModelFile, load_model, save_model
@@ -258,6 +258,7 @@ class SemIA:
                 target,
                 sketch=sketch if uses_edges(self.condition) else None,
                 seed=seed,
+                config=PatchConfig().for_refinement(),
                 device=self.device,
             )
         image, source = self._source_tensors()

@@ -372,7 +372,7 @@ def _analogy_init(
     dev = run.generator.device
     seed = int(torch.randint(0, 2**31 - 1, (), generator=run.generator, device=dev))
     image = ((src_img[0].detach().permute(1, 2, 0) + 1.0) * 0.5).clamp(0, 1).cpu().numpy()
-    patch = PatchConfig()
+    patch = PatchConfig().for_refinement()
     if guides is not None:  # as semia.analogy weighs a sketch beside a target map
         patch = patch.for_labels_and_edges()
     try:

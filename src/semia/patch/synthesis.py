@@ -12,7 +12,9 @@ The family of Image Analogies' texture-by-numbers, EbSynth and GPNN, written wit
    their colour seams smoothed away. Seeds change only these parts.
 3. Every level, a few rounds of (a) nearest-neighbour search of every target patch among the
    source patches allowed for its class (hard constraint), exact by matrix products at coarse
-   levels and by parallel PatchMatch (propagation + random search) above, with the distance
+   levels and by parallel PatchMatch (propagation + random search, `search_passes` passes per
+   round: the occurrence limit below refuses moves to full source pixels, and one pass leaves
+   the field short of its matches) above, with the distance
    |colour patch PCA|^2 + guide_weight |label-guide PCA|^2 + position_weight |relative height|^2,
    under an occurrence limit (StyLit / EbSynth uniformity): a move to a source
    pixel is refused once that pixel serves `uniformity` times its class's average need, best
@@ -261,25 +263,28 @@ def search_round(
     limit: torch.Tensor | None,
     exact: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One nearest-neighbour search round at a level: exact (matrix products) or PatchMatch,
-    under the class constraint and the occurrence `limit`; returns the new field and distances."""
+    """One nearest-neighbour search round at a level: exact (matrix products) or
+    `config.search_passes` PatchMatch passes, under the class constraint and the occurrence
+    `limit`; returns the new field and distances."""
     classes = level.target.reshape(-1)
     if exact:
         return nn_field.exact_search(query, keys, classes, level.allowed, field, dist, limit)
-    return nn_field.patchmatch(
-        query,
-        keys,
-        classes,
-        level.allowed,
-        field,
-        dist,
-        level.target_size,
-        level.source_size,
-        config.propagation_steps,
-        config.search_radii,
-        generator,
-        limit,
-    )
+    for _ in range(config.search_passes):
+        field, dist = nn_field.patchmatch(
+            query,
+            keys,
+            classes,
+            level.allowed,
+            field,
+            dist,
+            level.target_size,
+            level.source_size,
+            config.propagation_steps,
+            config.search_radii,
+            generator,
+            limit,
+        )
+    return field, dist
 
 
 def vote_level(
