@@ -124,6 +124,36 @@ def test_a_second_search_pass_converges_the_field_under_the_limit():
     assert results[2] < 0.9 * results[1]
 
 
+def test_exact_matches_are_not_searched_but_count_for_the_limit():
+    """PatchMatch skips the queries that already copy their match exactly (most of an unchanged
+    region), but the source pixels those hold still count against the occurrence limit."""
+    rng = torch.Generator().manual_seed(0)
+    keys = torch.rand((16, 5), generator=rng)
+    query = keys.clone()  # every query matches its own source pixel exactly ...
+    query[3] = keys[7]  # ... but query 3 wants source pixel 7, which query 7 holds
+    field = torch.arange(16)
+    dist = nn_field.patch_distance(query, keys, field)
+    classes = torch.zeros(16, dtype=torch.long)
+    allowed = torch.ones((1, 16), dtype=torch.bool)
+    size = (4, 4)
+    for limit, moved in ((1, False), (2, True)):
+        limits = torch.full((16,), limit)
+        cands = torch.tensor([[7]])  # query 3's candidate
+        rows = torch.tensor([3])
+        new, new_d = nn_field._best_of_rows(
+            query, keys, classes, allowed, cands, field, dist, limits, rows
+        )
+        assert (int(new[3]) == 7) is moved
+        assert torch.equal(new[torch.arange(16) != 3], field[torch.arange(16) != 3])
+    # a full PatchMatch pass leaves the exact matches as they are
+    new, new_d = nn_field.patchmatch(
+        query, keys, classes, allowed, field, dist, size, size, (1,), 2, rng, None
+    )
+    exact = torch.arange(16) != 3
+    assert torch.equal(new[exact], field[exact]) and bool((new_d[exact] == 0).all())
+    assert float(new_d[3]) <= float(dist[3])
+
+
 def test_capacity_scales_with_the_class_need():
     allowed = torch.tensor([[1, 1, 1, 1, 0, 0], [0, 0, 0, 0, 1, 1]], dtype=torch.bool)
     classes = torch.tensor([0, 0, 1, 1, 1, 1, 1, 1])  # class 1: 6 targets, 2 sources: need 3

@@ -20,6 +20,10 @@ _QUERY_CHUNK_ELEMENTS = 2**18
 # PatchMatch: at most this many gathered feature values at once (small blocks stay in cache and
 # in the allocator's pools; blocks over ~32 MB are fresh pages, faulted in on every call)
 _GATHER_ELEMENTS = 2**16
+# PatchMatch: a query at most this far from its match (squared feature distance) copies it
+# exactly, up to the rounding of the vote (an unchanged region copying itself): nothing can be
+# strictly closer, so it is not searched
+_EXACT = 1e-8
 
 
 def _class_pool(allowed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -531,19 +535,60 @@ def patchmatch(
         ny, nx = ny.sub_(ey).clamp_(0, hs - 1), nx.sub_(ex).clamp_(0, ws - 1)
         torch.add(nx, ny, alpha=ws, out=props[i])
     props = props.view(len(shifts), -1)  # (E, N)
-    nnf, dist = _best_of(query, keys, classes, allowed, props, nnf, dist, limit)
+    # only the queries not yet matched exactly are searched (most of an unchanged region)
+    rows = (dist > _EXACT).nonzero()[:, 0]  # (n,)
+    if rows.numel() == 0:
+        return nnf, dist
+    if rows.numel() == dist.numel():
+        rows = None
+    else:
+        props = props.index_select(1, rows)
+    nnf, dist = _best_of_rows(query, keys, classes, allowed, props, nnf, dist, limit, rows)
 
     # random search around the improved match, radius max(Hs, Ws) / 4 shrinking 4x per try
-    n = nnf.numel()
+    mine = nnf if rows is None else nnf.index_select(0, rows)  # (n,)
+    n = mine.numel()
     radius = torch.tensor(
         [max(1.0, max(hs, ws) / 4**i) for i in range(1, radii + 1)], device=device
     )  # (R,)
-    u = torch.rand((2, radii, n), generator=generator, device=device) * 2 - 1  # (2, R, N)
+    u = torch.rand((2, radii, n), generator=generator, device=device) * 2 - 1  # (2, R, n)
     off = torch.round(u * radius[:, None]).long()
-    cy = (nnf // ws + off[0]).clamp_(0, hs - 1)
-    cx = (nnf % ws + off[1]).clamp_(0, ws - 1)
-    cands = torch.cat([cy * ws + cx, random_allowed(classes, allowed, generator)[None]])
-    return _best_of(query, keys, classes, allowed, cands, nnf, dist, limit)
+    cy = (mine // ws + off[0]).clamp_(0, hs - 1)
+    cx = (mine % ws + off[1]).clamp_(0, ws - 1)
+    own = classes if rows is None else classes.index_select(0, rows)
+    cands = torch.cat([cy * ws + cx, random_allowed(own, allowed, generator)[None]])
+    return _best_of_rows(query, keys, classes, allowed, cands, nnf, dist, limit, rows)
+
+
+def _best_of_rows(
+    query: torch.Tensor,
+    keys: torch.Tensor,
+    classes: torch.Tensor,
+    allowed: torch.Tensor,
+    cands: torch.Tensor,
+    best: torch.Tensor,
+    best_d: torch.Tensor,
+    limit: torch.Tensor | None,
+    rows: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`_best_of` for the queries `rows` only ((n,) long, None = all; `cands` (C, n) are
+    theirs), the others keeping their match; the occurrence limit counts every query."""
+    if rows is None:
+        return _best_of(query, keys, classes, allowed, cands, best, best_d, limit)
+    sub, sub_d = _best_of(
+        query.index_select(0, rows),
+        keys,
+        classes.index_select(0, rows),
+        allowed,
+        cands,
+        best.index_select(0, rows),
+        best_d.index_select(0, rows),
+        None,
+    )
+    new, new_d = best.index_copy(0, rows, sub), best_d.index_copy(0, rows, sub_d)
+    if limit is not None:
+        new, new_d = admit(best, best_d, new, new_d, limit, keys.shape[0])
+    return new, new_d
 
 
 def vote(
