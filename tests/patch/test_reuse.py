@@ -140,7 +140,7 @@ def test_exact_matches_are_not_searched_but_count_for_the_limit():
         limits = torch.full((16,), limit)
         cands = torch.tensor([[7]])  # query 3's candidate
         rows = torch.tensor([3])
-        new, new_d = nn_field._best_of_rows(
+        new, new_d = nn_field._best_of(
             query, keys, classes, allowed, cands, field, dist, limits, rows
         )
         assert (int(new[3]) == 7) is moved

@@ -458,14 +458,32 @@ def _best_of(
     best: torch.Tensor,
     best_d: torch.Tensor,
     limit: torch.Tensor | None,
+    rows: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Keep, per query, the closest of its current match and its allowed candidates.
 
     Args:
-        cands: (C, N) long candidate source pixels.
+        cands: (C, N) long candidate source pixels, or (C, n) with `rows`.
         best, best_d: (N,) current matches and distances.
         limit: optional (N,) long occurrence limit (see `admit`).
+        rows: optional (n,) long, the only queries searched (the others keep their match; the
+            limit still counts what they hold).
     """
+    if rows is not None:
+        sub, sub_d = _best_of(
+            query.index_select(0, rows),
+            keys,
+            classes.index_select(0, rows),
+            allowed,
+            cands,
+            best.index_select(0, rows),
+            best_d.index_select(0, rows),
+            None,
+        )
+        new, new_d = best.index_copy(0, rows, sub), best_d.index_copy(0, rows, sub_d)
+        if limit is not None:
+            new, new_d = admit(best, best_d, new, new_d, limit, keys.shape[0])
+        return new, new_d
     n = best.numel()
     ok = allowed.reshape(-1).take(classes * allowed.shape[1] + cands)  # (C, N)
     # only the allowed candidates that differ from the current match can be strictly closer
@@ -543,7 +561,7 @@ def patchmatch(
         rows = None
     else:
         props = props.index_select(1, rows)
-    nnf, dist = _best_of_rows(query, keys, classes, allowed, props, nnf, dist, limit, rows)
+    nnf, dist = _best_of(query, keys, classes, allowed, props, nnf, dist, limit, rows)
 
     # random search around the improved match, radius max(Hs, Ws) / 4 shrinking 4x per try
     mine = nnf if rows is None else nnf.index_select(0, rows)  # (n,)
@@ -557,38 +575,7 @@ def patchmatch(
     cx = (mine % ws + off[1]).clamp_(0, ws - 1)
     own = classes if rows is None else classes.index_select(0, rows)
     cands = torch.cat([cy * ws + cx, random_allowed(own, allowed, generator)[None]])
-    return _best_of_rows(query, keys, classes, allowed, cands, nnf, dist, limit, rows)
-
-
-def _best_of_rows(
-    query: torch.Tensor,
-    keys: torch.Tensor,
-    classes: torch.Tensor,
-    allowed: torch.Tensor,
-    cands: torch.Tensor,
-    best: torch.Tensor,
-    best_d: torch.Tensor,
-    limit: torch.Tensor | None,
-    rows: torch.Tensor | None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """`_best_of` for the queries `rows` only ((n,) long, None = all; `cands` (C, n) are
-    theirs), the others keeping their match; the occurrence limit counts every query."""
-    if rows is None:
-        return _best_of(query, keys, classes, allowed, cands, best, best_d, limit)
-    sub, sub_d = _best_of(
-        query.index_select(0, rows),
-        keys,
-        classes.index_select(0, rows),
-        allowed,
-        cands,
-        best.index_select(0, rows),
-        best_d.index_select(0, rows),
-        None,
-    )
-    new, new_d = best.index_copy(0, rows, sub), best_d.index_copy(0, rows, sub_d)
-    if limit is not None:
-        new, new_d = admit(best, best_d, new, new_d, limit, keys.shape[0])
-    return new, new_d
+    return _best_of(query, keys, classes, allowed, cands, nnf, dist, limit, rows)
 
 
 def vote(
