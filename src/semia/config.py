@@ -304,11 +304,11 @@ class PatchConfig(Config):
     )
 
     def for_refinement(self) -> PatchConfig:
-        """These settings with the search effort of before stop 17 (2 rounds of 1 PatchMatch
-        pass per finer level, about half the time): the analogy that the GAN refines (its start
-        at generation, its fills in training), which G's pass re-draws where regions meet and
-        which must stay within generation's time budget."""
-        return replace(self, fine_iters=min(self.fine_iters, 2), search_passes=1)
+        """These settings with a lighter search (2 rounds of 1 PatchMatch pass per finer level,
+        about half the time): the analogy that the GAN refines (its start at generation, its
+        fills in training), which G's pass re-draws where regions meet and which must stay
+        within generation's time budget."""
+        return replace(self, fine_iters=2, search_passes=1)
 
     def for_labels_and_edges(self) -> PatchConfig:
         """The settings for a sketch that comes with a target label map (labels + edges)."""

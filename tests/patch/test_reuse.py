@@ -87,8 +87,7 @@ def test_admit_keeps_the_best_gains_up_to_the_limit():
 
 def test_a_second_search_pass_converges_the_field_under_the_limit():
     """Under the occurrence limit a round's moves are refused where a source pixel is full, so
-    one PatchMatch pass leaves the field short of its matches; `search_passes` searches again
-    (gt.py at 256 px: +0.16 dB on the changed pixels at the same SWD with 2 passes and 3 rounds)."""
+    one PatchMatch pass leaves the field short of its matches; `search_passes` searches again."""
     from semia.patch.pyramid import build_pyramid
     from semia.patch.synthesis import feature_space, search_round
 
