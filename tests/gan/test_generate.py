@@ -309,7 +309,9 @@ def test_labels_and_edges_models_refine_the_analogy_of_target_and_sketch():
     target = _edit(labels)
     sketch = np.ones(labels.shape, np.float32)
     sketch[18:28, 24] = sketch[18:28, 33] = 0.0  # the new square's outline, roughly
-    made = analogy(image, model.labels, target, sketch=sketch, seed=0)
+    made = analogy(
+        image, model.labels, target, sketch=sketch, seed=0, config=PatchConfig().for_refinement()
+    )
     out = model.generate(target, sketch=sketch)
     np.testing.assert_array_equal(out, model.generate(target, init=made, sketch=sketch))
     other = model.generate(target, init=np.full_like(made, 0.5), sketch=sketch)

@@ -236,6 +236,65 @@ def test_initial_field_follows_a_moved_region():
     assert torch.equal(field[idx], (ys + 2) * 40 + (xs - 15))
 
 
+def _two_discs(h, w, centres, radius):
+    """Labels (h, w): class 1 on two discs (the same class, two objects), class 0 around."""
+    return np.maximum(*(_disc(h, w, cy, cx, radius) for cy, cx in centres))
+
+
+def test_objects_of_one_class_moved_apart_each_copy_their_own_source_object():
+    src = torch.from_numpy(_two_discs(30, 60, [(15, 12), (15, 44)], 5))
+    tgt = torch.from_numpy(_two_discs(30, 60, [(12, 20), (17, 36)], 5))  # (-3, +8), (+2, -8)
+    allowed = torch.nn.functional.one_hot(src, 2).permute(2, 0, 1).reshape(2, -1).bool()
+    gen = torch.Generator().manual_seed(0)
+    field, anchored = nn_field.initial_nnf(
+        tgt, src, allowed, gen, 3, 0.9, "rows", 2.0, None, objects=True
+    )
+    for (cy, cx), (dy, dx) in [((12, 20), (3, -8)), ((17, 36), (-2, 8))]:
+        ys, xs = torch.from_numpy(_disc(30, 60, cy, cx, 5)).nonzero(as_tuple=True)
+        assert torch.equal(field[ys * 60 + xs], (ys + dy) * 60 + (xs + dx))
+        assert anchored[ys, xs].all()
+    # one shift for the class (the shorter) serves one object; the other is filled otherwise
+    field, _ = nn_field.initial_nnf(tgt, src, allowed, gen, 3, 0.9, "rows", 2.0, None)
+    ys, xs = torch.from_numpy(_disc(30, 60, 12, 20, 5)).nonzero(as_tuple=True)
+    assert (field[ys * 60 + xs] != (ys + 3) * 60 + (xs - 8)).float().mean() > 0.5
+
+
+def test_an_unchanged_layout_of_several_objects_starts_as_the_identity():
+    lab = torch.from_numpy(_two_discs(30, 60, [(15, 12), (15, 44)], 5))
+    allowed = torch.nn.functional.one_hot(lab, 2).permute(2, 0, 1).reshape(2, -1).bool()
+    gen = torch.Generator().manual_seed(0)
+    field, anchored = nn_field.initial_nnf(
+        lab, lab, allowed, gen, 3, 0.9, "rows", 2.0, None, objects=True
+    )
+    assert torch.equal(field, torch.arange(lab.numel()))
+    assert anchored.all()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_two_objects_of_one_class_moved_apart_keep_their_own_texture(seed):
+    """Two discs of one class, one red and one blue, moved in opposite directions: each comes
+    out in its own colours. With one shift for the class, the disc it does not fit is filled
+    from the same rows of both discs, a red and blue mixture."""
+    h, w = 64, 128
+    rng = np.random.default_rng(seed)
+    labels = _two_discs(h, w, [(32, 30), (32, 96)], 14)
+    back = _texture(rng, h, w, ((0.2, 0.45), (0.5, 0.8), (0.2, 0.45)))  # green
+    red, blue = _texture(rng, h, w, RED), _texture(rng, h, w, BLUE)
+    image = np.where(labels[..., None] == 1, np.where(np.arange(w)[:, None] < 64, red, blue), back)
+    image = image.astype(np.float32)
+    target = _two_discs(h, w, [(28, 48), (36, 76)], 14)  # (-4, +18) and (+4, -20)
+    errors = {}
+    for objects in (True, False):
+        config = PatchConfig(init_objects=objects)
+        out = synthesize(image, labels, target, seed=seed, config=config)
+        errors[objects] = [
+            np.abs(out[_disc(h, w, cy, cx, 12) == 1].mean(0) - colours.mean(0)).max()
+            for (cy, cx), colours in [((28, 48), red[labels == 1]), ((36, 76), blue[labels == 1])]
+        ]
+    assert max(errors[True]) < 0.05
+    assert max(errors[False]) > 2 * max(errors[True])
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_initial_field_fills_a_vacated_region_row_by_row(seed):
     src = torch.from_numpy(_disc(30, 40, 15, 12, 6))

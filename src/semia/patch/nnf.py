@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import torch
+from scipy import ndimage
 
 from semia.ops import gaussian_blur
 
@@ -24,6 +25,8 @@ _GATHER_ELEMENTS = 2**16
 # exactly, up to the rounding of the vote (an unchanged region copying itself): nothing can be
 # strictly closer, so it is not searched
 _EXACT = 1e-8
+# coarsest init: at most this many objects' best shifts found in one batched FFT
+_OBJECT_CHUNK = 16
 
 
 def _class_pool(allowed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -55,14 +58,14 @@ def _overlap(source_mask: torch.Tensor, target_mask: torch.Tensor) -> torch.Tens
 
     Args:
         source_mask: (Hs, Ws) 0/1 float.
-        target_mask: (Ht, Wt) 0/1 float.
+        target_mask: (..., Ht, Wt) 0/1 float (a batch of masks at once).
 
     Returns:
-        (Hs + Ht - 1, Ws + Wt - 1) float counts; entry [i, j] is sum_p T(p) S(p + d) with
+        (..., Hs + Ht - 1, Ws + Wt - 1) float counts; entry [i, j] is sum_p T(p) S(p + d) with
         d = (i - Ht + 1, j - Wt + 1).
     """
     hs, ws = source_mask.shape
-    ht, wt = target_mask.shape
+    ht, wt = target_mask.shape[-2:]
     # correlation by FFT (a direct convolution with a mask-sized kernel is far slower), on
     # a power-of-two grid large enough that no offset wraps onto another; in float64, so that
     # rounding gives the exact counts
@@ -72,8 +75,8 @@ def _overlap(source_mask: torch.Tensor, target_mask: torch.Tensor) -> torch.Tens
         * torch.fft.rfft2(target_mask.double(), size).conj()
     )
     counts = torch.fft.irfft2(spectrum, size)  # circular: offset d at d mod size
-    counts = counts.roll((ht - 1, wt - 1), (0, 1))  # offset d at d + (Ht - 1, Wt - 1)
-    return counts[: hs + ht - 1, : ws + wt - 1].round_().to(source_mask.dtype)
+    counts = counts.roll((ht - 1, wt - 1), (-2, -1))  # offset d at d + (Ht - 1, Wt - 1)
+    return counts[..., : hs + ht - 1, : ws + wt - 1].round_().to(source_mask.dtype)
 
 
 def initial_nnf(
@@ -86,13 +89,16 @@ def initial_nnf(
     fill: str = "rows",
     uniformity: float = 0.0,
     source_shares: torch.Tensor | None = None,
+    objects: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Class-by-class initial field at the coarsest level: shifted copies of the source regions.
 
     For each target class c the first shift is the offset d that best overlays the target's
     class-c region on the source's (ties: the shortest), so an unchanged layout starts from the
-    identity. Pixels it leaves uncovered (the space an object vacated, a region drawn larger)
-    are filled by `fill`:
+    identity; with `objects`, each connected region of class c (an object) takes its own best
+    shift, so objects of one class moved apart, or drawn anew, each copy a whole source object
+    rather than the one shift that suits the largest. Pixels it leaves uncovered (the space an
+    object vacated, a region drawn larger) are filled by `fill`:
     - "rows": from the class's source pixels (inside it, not on its fringe) at the nearest
       relative height that can spare them, a run per target row from a seeded offset
       (`_row_fill`): sky, road and water change with height far more than along it, so what
@@ -115,6 +121,7 @@ def initial_nnf(
         source_shares: optional (K, Hs, Ws) share of each class in the source pixels'
             footprints; with fill "rows" only pixels wholly of the class lend (where the class
             has any), not its fringe, whose colour is mixed with a neighbour's.
+        objects: a first shift per connected region of a class instead of one per class.
 
     Returns:
         (Ht * Wt,) long flat source indices, and (Ht, Wt) bool: the pixels set by the first
@@ -139,19 +146,23 @@ def initial_nnf(
         for stage in range(shifts):
             if not remaining.any() or not source_mask.any():
                 break
-            score = _overlap(source_mask, remaining.float())
             if stage == 0:
-                best = int(torch.argmax(score - penalty))
+                # the best-overlaying shift of the whole class, or of each of its objects
+                ids, count = _objects(remaining) if objects else (remaining.long(), 1)
+                hit = torch.zeros_like(remaining)
+                for first in range(1, count + 1, _OBJECT_CHUNK):  # bounded memory
+                    numbers = torch.arange(first, min(first + _OBJECT_CHUNK, count + 1))
+                    chunk = ids == numbers.to(device)[:, None, None]  # (n, Ht, Wt) one per object
+                    score = _overlap(source_mask, chunk.float()) - penalty
+                    offsets = score.flatten(1).argmax(1).tolist()
+                    for region, best in zip(chunk, offsets, strict=True):
+                        hit |= _copy_shifted(nnf, region, source_labels, c, best, ys, xs)
             else:
+                score = _overlap(source_mask, remaining.float())
                 good = score >= overlap_fraction * score.max()
                 weight = good.float() * prefer_level
                 best = int(torch.multinomial(weight.flatten(), 1, generator=generator))
-            oy, ox = best // score.shape[1] - (ht - 1), best % score.shape[1] - (wt - 1)
-            sy, sx = ys + oy, xs + ox
-            inside = (sy >= 0) & (sy < hs) & (sx >= 0) & (sx < ws)
-            flat = sy.clamp(0, hs - 1) * ws + sx.clamp(0, ws - 1)
-            hit = remaining & inside & (source_labels.reshape(-1)[flat] == c)
-            nnf[hit] = flat[hit]
+                hit = _copy_shifted(nnf, remaining, source_labels, c, best, ys, xs)
             remaining &= ~hit
             if stage == 0:
                 anchored |= hit
@@ -168,6 +179,34 @@ def initial_nnf(
     if missing.any():
         nnf[missing] = random_allowed(classes[missing], allowed, generator)
     return nnf, anchored
+
+
+def _objects(mask: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """The 4-connected regions of an (H, W) bool mask: (H, W) long ids 1..n (0 outside the
+    mask), and n."""
+    ids, count = ndimage.label(mask.cpu().numpy())
+    return torch.from_numpy(ids).to(device=mask.device, dtype=torch.long), int(count)
+
+
+def _copy_shifted(
+    nnf: torch.Tensor,
+    region: torch.Tensor,
+    source_labels: torch.Tensor,
+    c: int,
+    offset: int,
+    ys: torch.Tensor,
+    xs: torch.Tensor,
+) -> torch.Tensor:
+    """Point the pixels of `region` (Ht, Wt) at the source shifted by `offset` (a flat index
+    into `_overlap`'s grid) where that source pixel is of class c; returns the pixels set."""
+    (ht, wt), (hs, ws) = region.shape, source_labels.shape
+    oy, ox = offset // (ws + wt - 1) - (ht - 1), offset % (ws + wt - 1) - (wt - 1)
+    sy, sx = ys + oy, xs + ox
+    inside = (sy >= 0) & (sy < hs) & (sx >= 0) & (sx < ws)
+    flat = sy.clamp(0, hs - 1) * ws + sx.clamp(0, ws - 1)
+    hit = region & inside & (source_labels.reshape(-1)[flat] == c)
+    nnf[hit] = flat[hit]
+    return hit
 
 
 def _row_fill(

@@ -3,13 +3,15 @@
 The family of Image Analogies' texture-by-numbers, EbSynth and GPNN, written with tensor ops:
 
 1. Pyramids of the source image and of both label maps (area averages; halving per level).
-2. Coarsest level: each target class starts as the shift of the source's class region that
-   overlays it best (an unchanged layout starts as the identity, a moved object as its shifted
-   copy); what that leaves uncovered (where an object was, a region drawn larger) is filled
-   row by row from the class's pixels at the same relative height (inside the class, not its
-   fringe; a run per row from a seeded offset, no source row drained past the occurrence
-   limit), then by seeded secondary shifts and seeded random pixels of the same class, with
-   their colour seams smoothed away. Seeds change only these parts.
+2. Coarsest level: each object (connected region of a class) of the target starts as the
+   shift of the source's class region that overlays it best (an unchanged layout starts as the
+   identity, a moved object as its shifted copy, objects of one class moved apart each as a
+   copy of a whole source object); what that leaves uncovered (where an object was, a region
+   drawn larger) is filled row by row from the class's pixels at the same relative height
+   (inside the class, not its fringe; a run per row from a seeded offset, no source row
+   drained past the occurrence limit), then by seeded secondary shifts and seeded random
+   pixels of the same class, with their colour seams smoothed away. Seeds change only these
+   parts.
 3. Every level, a few rounds of (a) nearest-neighbour search of every target patch among the
    source patches allowed for its class (hard constraint), exact by matrix products at coarse
    levels and by parallel PatchMatch (propagation + random search, `search_passes` passes per
@@ -181,6 +183,7 @@ def synthesize_with_field(
                 config.init_fill,
                 config.uniformity,
                 level.source_guide,
+                config.init_objects,
             )
             out = vote_level(field, level, config.patch_size)
             sigma = config.blend_sigma * max(level.target_size)
