@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -101,6 +102,29 @@ def test_serves_until_ctrl_c(tmp_path):
     assert process.returncode == 130, err
     assert "warning: --host 0.0.0.0 lets other machines reach the editor" in err
     assert "Traceback" not in err
+
+
+def test_stopping_waits_for_the_start_up_warm_up(tmp_path):
+    """A stop right after the start (Ctrl-C) lets the warm-up synthesis end before the server
+    returns: a thread still inside torch when the interpreter exits aborts the process."""
+    from semia.editor.config import EditorConfig
+    from semia.editor.server import Editor
+
+    from .conftest import serve
+
+    editor = Editor(EditorConfig(max_size=64, cache_dir=str(tmp_path)))
+    warm_up, done = editor.warm_up, threading.Event()
+
+    def slow_warm_up() -> None:  # the real warm-up, late: as on a busy machine
+        time.sleep(0.5)
+        warm_up()
+        done.set()
+
+    editor.warm_up = slow_warm_up
+    run = serve(editor)
+    run.stop()
+    assert not run._thread.is_alive()
+    assert done.is_set()
 
 
 @pytest.mark.slow  # a training process starts and is stopped: ~15 s

@@ -132,6 +132,7 @@ SCRIBBLE_PALETTE = (  # stroke colours of scribble mode; they become the label m
 _LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
 _MAX_FORM_FILES = 4
 _RESULTS_KEPT = 24  # results kept per session (undo / redo answer at once)
+_WARM_UP_JOIN_S = 30.0  # stopping: the longest wait for the start-up warm-up synthesis
 
 
 class Superseded(Exception):
@@ -615,8 +616,13 @@ def create_app(editor: Editor, host: str = "127.0.0.1") -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        threading.Thread(target=editor.warm_up, daemon=True).start()
+        warm = threading.Thread(target=editor.warm_up, daemon=True, name="semia-warm-up")
+        warm.start()
         yield  # stopping: whoever runs the server stops training (editor.trainer.shutdown())
+        # a Ctrl-C right after the start: let the warm-up synthesis end (a fraction of a second)
+        # first, since a thread still inside torch when the interpreter exits aborts the process
+        # ("terminate called without an active exception", exit status -6 instead of 130)
+        await run_in_threadpool(warm.join, _WARM_UP_JOIN_S)
 
     app = FastAPI(
         title="semia edit", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
