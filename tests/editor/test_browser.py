@@ -236,7 +236,10 @@ def test_train_the_gan_and_switch_methods(page):
     assert page.is_checked("#method-gan") and page.is_disabled("#train")
     assert page.evaluate("() => document.getElementById('train-progress').value") == 1
     gan = result_pixels(page)
-    assert np.abs(gan.astype(int) - analogy).mean() > 1  # another method, another image
+    # another method, another image: G re-draws where the new regions meet (its class band),
+    # the analogy stays elsewhere
+    changed = np.abs(gan.astype(int) - analogy).max(-1) > 10
+    assert changed.mean() > 0.01
     page.check("input[name=method][value=analogy]")
     wait_for_result(page, version)
     np.testing.assert_array_equal(result_pixels(page), analogy)  # and back
