@@ -312,11 +312,10 @@ class PatchConfig(Config):
 
     def for_refinement(self) -> PatchConfig:
         """These settings with a lighter search (2 rounds of 1 PatchMatch pass per finer level,
-        about half the time) and one first shift per class (not per object): the analogy that
-        the GAN refines (its start at generation, its fills in training), which G's pass
-        re-draws where regions meet and which must stay within generation's time budget; the
-        GAN's figures were measured with it."""
-        return replace(self, fine_iters=2, search_passes=1, init_objects=False)
+        about half the time): the analogy that the GAN refines (its start at generation, its
+        fills in training), which G's pass re-draws where regions meet and which must stay
+        within generation's time budget."""
+        return replace(self, fine_iters=2, search_passes=1)
 
     def for_labels_and_edges(self) -> PatchConfig:
         """The settings for a sketch that comes with a target label map (labels + edges)."""
