@@ -17,7 +17,7 @@ import pytest
 import semia
 from semia.cli import main
 
-from .conftest import EXAMPLES, httpx
+from .conftest import EXAMPLES, Editor, EditorConfig, httpx, serve
 
 SRC = str(Path(semia.__file__).resolve().parents[1])
 
@@ -107,11 +107,6 @@ def test_serves_until_ctrl_c(tmp_path):
 def test_stopping_waits_for_the_start_up_warm_up(tmp_path):
     """A stop right after the start (Ctrl-C) lets the warm-up synthesis end before the server
     returns: a thread still inside torch when the interpreter exits aborts the process."""
-    from semia.editor.config import EditorConfig
-    from semia.editor.server import Editor
-
-    from .conftest import serve
-
     editor = Editor(EditorConfig(max_size=64, cache_dir=str(tmp_path)))
     warm_up, done = editor.warm_up, threading.Event()
 
