@@ -21,6 +21,7 @@ from semia.config import (
     AugmentConfig,
     DiscriminatorConfig,
     GeneratorConfig,
+    PatchConfig,
     SegmenterConfig,
     TrainConfig,
 )
@@ -76,6 +77,20 @@ def test_analogy_on_cuda_is_as_good_as_on_the_cpu_and_repeatable(tree):
     # seeds still vary the edited region on CUDA
     changed = ~kept
     assert np.abs(other - gpu)[changed].mean() > 0.005  # 0.0093 on an H200, 0.0106 on the CPU
+
+
+def test_rim_shade_on_cuda_matches_the_cpu(tree):
+    """The opt-in rim shade correction (tensor ops only) on CUDA: the packaged tree's second
+    tree (target 4), whose halo it lightens, as good as on the CPU."""
+    image, labels, _ = tree
+    target = semia.read_target(TREE / "cond" / "4.png", labels)
+    config = PatchConfig(rim_shade=True)
+    cpu = semia.analogy(image, labels, target, seed=0, config=config, device="cpu")
+    gpu = semia.analogy(image, labels, target, seed=0, config=config, device="cuda")
+    assert gpu.shape == cpu.shape and np.isfinite(gpu).all()
+    assert _swd(gpu, image) < 1.3 * _swd(cpu, image)
+    kept = target.ids == labels.ids
+    assert np.median(np.abs(gpu - image).max(axis=-1)[kept]) < 1 / 255
 
 
 def _tiny_config(iters: int, **kw) -> TrainConfig:

@@ -24,6 +24,9 @@ The family of Image Analogies' texture-by-numbers, EbSynth and GPNN, written wit
    voting: every pixel averages the values the overlapping matched patches give it,
    counting only votes that copy a pixel of its own class (so each region is built from its
    class's texture); centre-weighted at the finest level for sharpness.
+   Optionally (`rim_shade`), after each vote at the coarse levels, the rim band of a class
+   whose label stays beside a moved object is pulled back to the class's shade farther out
+   plus the rim offset the source shows (semia.patch.rims): no halo of another height's sky.
 4. The field is carried up a level (children keep their parent's offset), entries that break
    the class constraint at the finer level are re-drawn, and the first round there compares
    the upsampled output with the equally blurred upsampled source.
@@ -46,6 +49,7 @@ from semia.errors import InputError
 from semia.io.arrays import as_ids, as_image
 from semia.patch import nnf as nn_field
 from semia.patch.pyramid import FeatureSpace, Level, build_pyramid, num_levels
+from semia.patch.rims import RimShade
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +176,7 @@ def synthesize_with_field(
         classes = level.target.reshape(-1)  # (Ht * Wt,)
         space = feature_space(level, config)
         keys_sharp = space.keys(level.image)
+        rims = _rim_shade(config, level, lv)
         if field is None:
             field, anchored = nn_field.initial_nnf(
                 level.target,
@@ -186,6 +191,8 @@ def synthesize_with_field(
                 config.init_objects,
             )
             out = vote_level(field, level, config.patch_size)
+            if rims is not None:
+                out = rims(out, field, level.source_size[1])
             sigma = config.blend_sigma * max(level.target_size)
             if sigma > 0:
                 out = nn_field.blend_fill(out, level.target, anchored, sigma)
@@ -231,6 +238,8 @@ def synthesize_with_field(
                 )
             else:
                 out = vote_level(field, level, config.patch_size)
+                if rims is not None:
+                    out = rims(out, field, level.source_size[1])
             done += 1
             if progress is not None:
                 progress(done, total)
@@ -312,6 +321,15 @@ def vote_level(
         guard,
         reference_spread,
     )
+
+
+def _rim_shade(config: PatchConfig, level: Level, lv: int) -> RimShade | None:
+    """The rim shade correction of a coarse level, when asked for and the target has the
+    source's size (where the label stays is only known then); None where it has nothing to do."""
+    if not config.rim_shade or lv == 0 or level.target_size != level.source_size:
+        return None
+    rims = RimShade(level, config.patch_size // 2 + 1)
+    return rims if rims.active else None
 
 
 def _fine_spread(
