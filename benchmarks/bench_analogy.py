@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from semia import io
+from semia.config import PatchConfig
 from semia.patch import synthesize
 
 DATA = Path(
@@ -99,6 +100,9 @@ def main() -> None:
         "--generate", action="store_true", help="also time SemIA.generate (analogy + one G pass)"
     )
     parser.add_argument(
+        "--rim-shade", action="store_true", help="time with the opt-in rim shade correction on"
+    )
+    parser.add_argument(
         "--device",
         default="cpu",
         help="cpu | cuda (with cuda the thread counts only set torch's CPU threads)",
@@ -115,6 +119,7 @@ def main() -> None:
         f"torch {torch.__version__}; load average {os.getloadavg()[0]:.1f} on "
         f"{os.cpu_count()} CPUs"
     )
+    config = PatchConfig(rim_shade=args.rim_shade)
     models = {}
     with tempfile.TemporaryDirectory() as scratch:
         for threads in (int(t) for t in args.threads.split(",")):
@@ -122,7 +127,13 @@ def main() -> None:
             for size in SIZES:
                 img, src, tgt = _resized(image, labels.ids, target, size)
                 run = functools.partial(
-                    synthesize, img, src, tgt, num_classes=labels.num_classes, device=args.device
+                    synthesize,
+                    img,
+                    src,
+                    tgt,
+                    num_classes=labels.num_classes,
+                    device=args.device,
+                    config=config,
                 )
                 _report(threads, size, "synthesize", args.runs, run, args.device)
                 if args.generate:

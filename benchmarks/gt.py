@@ -57,7 +57,7 @@ from semia.io import InputError, load_scene, match_target, read_image, write_ima
 from semia.viz import make_sheet
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gt-dev"
-BASE_METHODS = ("copy", "mean-colour", "analogy", "truth", "oracle")
+BASE_METHODS = ("copy", "mean-colour", "analogy", "analogy-rims", "truth", "oracle")
 DEFAULT_METHODS = ("copy", "mean-colour", "analogy")
 
 COLUMNS = (

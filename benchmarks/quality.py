@@ -72,13 +72,23 @@ def mean_colour(
 
 
 def analogy(
-    image: np.ndarray, labels: np.ndarray, target: np.ndarray, num_classes: int, seed: int
+    image: np.ndarray,
+    labels: np.ndarray,
+    target: np.ndarray,
+    num_classes: int,
+    seed: int,
+    rim_shade: bool = False,
 ) -> tuple[np.ndarray, dict]:
     """The training-free guided patch synthesis (semia.patch.synthesize), and how evenly it
-    used the source patches (semia.patch.patch_reuse of its final nearest-neighbour field)."""
+    used the source patches (semia.patch.patch_reuse of its final nearest-neighbour field);
+    with `rim_shade`, the opt-in rim shade correction on (method "analogy-rims")."""
+    from semia.config import PatchConfig
     from semia.patch import patch_reuse, synthesize_with_field
 
-    output, field = synthesize_with_field(image, labels, target, num_classes=num_classes, seed=seed)
+    config = PatchConfig(rim_shade=rim_shade)
+    output, field = synthesize_with_field(
+        image, labels, target, num_classes=num_classes, seed=seed, config=config
+    )
     return output, patch_reuse(field, target, labels)
 
 
@@ -149,6 +159,7 @@ METHODS: dict[str, Method] = {
     "copy": copy_source,
     "mean-colour": mean_colour,
     "analogy": analogy,
+    "analogy-rims": functools.partial(analogy, rim_shade=True),
     "gan": gan,
 }
 
@@ -159,11 +170,11 @@ def _available(names: list[str]) -> dict[str, Method]:
     for name in names:
         if name not in METHODS:
             raise SystemExit(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
-        if name == "analogy":
+        if name.startswith("analogy"):
             try:
                 import semia.patch  # noqa: F401
             except ImportError as err:
-                print(f"skipping method analogy: semia.patch not importable ({err})")
+                print(f"skipping method {name}: semia.patch not importable ({err})")
                 continue
         chosen[name] = METHODS[name]
     return chosen
