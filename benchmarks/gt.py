@@ -250,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
         "--methods",
         nargs="*",
         default=list(DEFAULT_METHODS),
-        help=f"of {', '.join(BASE_METHODS)} (default: {' '.join(DEFAULT_METHODS)})",
+        help=f"of {', '.join(BASE_METHODS)} (default: {' '.join(DEFAULT_METHODS)}); "
+        "analogy-rims is the analogy with the opt-in --rim-shade",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the methods and measures")
     parser.add_argument(

@@ -342,7 +342,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--targets", nargs="*", help="target stems, e.g. 1 mask_1 rec (default: all)"
     )
-    parser.add_argument("--methods", nargs="*", default=list(METHODS), help="methods to run")
+    parser.add_argument(
+        "--methods",
+        nargs="*",
+        default=[m for m in METHODS if m != "analogy-rims"],
+        help=f"of {', '.join(METHODS)} (default: all but analogy-rims, the analogy with the "
+        "opt-in --rim-shade)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--gan-seeds",
