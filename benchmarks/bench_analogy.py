@@ -100,7 +100,7 @@ def main() -> None:
         "--generate", action="store_true", help="also time SemIA.generate (analogy + one G pass)"
     )
     parser.add_argument(
-        "--rim-shade", action="store_true", help="time with the opt-in rim shade correction on"
+        "--no-rim-shade", action="store_true", help="time with the rim shade correction off"
     )
     parser.add_argument(
         "--device",
@@ -119,7 +119,7 @@ def main() -> None:
         f"torch {torch.__version__}; load average {os.getloadavg()[0]:.1f} on "
         f"{os.cpu_count()} CPUs"
     )
-    config = PatchConfig(rim_shade=args.rim_shade)
+    config = PatchConfig(rim_shade=not args.no_rim_shade)
     models = {}
     with tempfile.TemporaryDirectory() as scratch:
         for threads in (int(t) for t in args.threads.split(",")):

@@ -57,7 +57,7 @@ from semia.io import InputError, load_scene, match_target, read_image, write_ima
 from semia.viz import make_sheet
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gt-dev"
-BASE_METHODS = ("copy", "mean-colour", "analogy", "analogy-rims", "truth", "oracle")
+BASE_METHODS = ("copy", "mean-colour", "analogy", "analogy-no-rims", "truth", "oracle")
 DEFAULT_METHODS = ("copy", "mean-colour", "analogy")
 
 COLUMNS = (
@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         nargs="*",
         default=list(DEFAULT_METHODS),
         help=f"of {', '.join(BASE_METHODS)} (default: {' '.join(DEFAULT_METHODS)}); "
-        "analogy-rims is the analogy with the opt-in --rim-shade",
+        "analogy-no-rims is the analogy with --no-rim-shade",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the methods and measures")
     parser.add_argument(

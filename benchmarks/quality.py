@@ -77,11 +77,11 @@ def analogy(
     target: np.ndarray,
     num_classes: int,
     seed: int,
-    rim_shade: bool = False,
+    rim_shade: bool = True,
 ) -> tuple[np.ndarray, dict]:
     """The training-free guided patch synthesis (semia.patch.synthesize), and how evenly it
     used the source patches (semia.patch.patch_reuse of its final nearest-neighbour field);
-    with `rim_shade`, the opt-in rim shade correction on (method "analogy-rims")."""
+    without `rim_shade`, with the rim shade correction off (method "analogy-no-rims")."""
     from semia.config import PatchConfig
     from semia.patch import patch_reuse, synthesize_with_field
 
@@ -159,7 +159,7 @@ METHODS: dict[str, Method] = {
     "copy": copy_source,
     "mean-colour": mean_colour,
     "analogy": analogy,
-    "analogy-rims": functools.partial(analogy, rim_shade=True),
+    "analogy-no-rims": functools.partial(analogy, rim_shade=False),
     "gan": gan,
 }
 
@@ -345,9 +345,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--methods",
         nargs="*",
-        default=[m for m in METHODS if m != "analogy-rims"],
-        help=f"of {', '.join(METHODS)} (default: all but analogy-rims, the analogy with the "
-        "opt-in --rim-shade)",
+        default=[m for m in METHODS if m != "analogy-no-rims"],
+        help=f"of {', '.join(METHODS)} (default: all but analogy-no-rims, the analogy with "
+        "--no-rim-shade)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(

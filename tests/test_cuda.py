@@ -80,7 +80,7 @@ def test_analogy_on_cuda_is_as_good_as_on_the_cpu_and_repeatable(tree):
 
 
 def test_rim_shade_on_cuda_matches_the_cpu(tree):
-    """The opt-in rim shade correction (tensor ops only) on CUDA: the packaged tree's second
+    """The rim shade correction (tensor ops only; on by default) on CUDA: the packaged tree's second
     tree (target 4), whose halo it lightens, as good as on the CPU."""
     image, labels, _ = tree
     target = semia.read_target(TREE / "cond" / "4.png", labels)

@@ -27,12 +27,15 @@ def _disc(cy: int, cx: int) -> np.ndarray:
     return (yy - cy) ** 2 + (xx - cx) ** 2 <= RADIUS**2
 
 
-def _tree_moved_down(shadow: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A textured green disc high in the sky (with a dark band of `shadow` within 4 px of it)
-    moved lower: image, source labels, target labels."""
+def _tree_moved_down(
+    shadow: float = 0.0, grain: float = 0.01
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A textured green disc high in the sky (with a dark band of `shadow` within 4 px of it,
+    and noise of standard deviation `grain` on the sky) moved lower: image, source labels,
+    target labels."""
     rng = np.random.default_rng(0)
     old, new = _disc(28, 40), _disc(88, 88)
-    image = _sky() + rng.normal(0, 0.01, (SIDE, SIDE, 3)).astype(np.float32)
+    image = _sky() + rng.normal(0, grain, (SIDE, SIDE, 3)).astype(np.float32)
     distance = ndimage.distance_transform_edt(~old)
     image[(distance > 0) & (distance <= 4)] -= shadow
     low, span = np.array([0.2, 0.45, 0.1]), np.array([0.15, 0.2, 0.1])
@@ -92,6 +95,19 @@ def test_rim_shade_keeps_a_dark_band_that_the_source_has():
     assert abs(on[8]) < 0.03
 
 
+def test_rim_shade_leaves_a_textured_class_alone():
+    # the same scene with a grainy sky (noise 0.06, as foliage or a facade): not corrected
+    image, labels, target = _tree_moved_down(grain=0.06)
+    plain = synthesize(image, labels, target, seed=0, config=PatchConfig(rim_shade=False))
+    with_rims = synthesize(image, labels, target, seed=0, config=PatchConfig(rim_shade=True))
+    assert np.array_equal(plain, with_rims)
+    # while the smooth sky's output does change
+    image, labels, target = _tree_moved_down()
+    plain = synthesize(image, labels, target, seed=0, config=PatchConfig(rim_shade=False))
+    with_rims = synthesize(image, labels, target, seed=0, config=PatchConfig(rim_shade=True))
+    assert np.abs(plain - with_rims).max() > 0.05
+
+
 def test_an_unchanged_layout_stays_exact_with_rim_shade():
     image, labels, _ = _tree_moved_down()
     out = synthesize(image, labels, labels, seed=0, config=replace(PatchConfig(), rim_shade=True))
@@ -101,7 +117,7 @@ def test_an_unchanged_layout_stays_exact_with_rim_shade():
 def test_rim_shade_with_a_target_of_another_size_is_the_plain_synthesis():
     image, labels, target = _tree_moved_down()
     small = target[::2, ::2]
-    plain = synthesize(image, labels, small, seed=0)
+    plain = synthesize(image, labels, small, seed=0, config=PatchConfig(rim_shade=False))
     with_rims = synthesize(
         image, labels, small, seed=0, config=replace(PatchConfig(), rim_shade=True)
     )
@@ -127,6 +143,7 @@ def test_rim_shade_lightens_the_halo_around_the_packaged_trees_second_tree(examp
     the source's tree), in the ring 2-12 px (at 256 px) around the new crown."""
     import semia
 
+    assert PatchConfig().rim_shade  # on by default
     root = example_dir / "tree"
     image, labels = semia.load_scene(root / "img.png", root / "label.png", max_size=192)
     target = semia.read_target(root / "cond" / "4.png", labels)

@@ -24,7 +24,7 @@ The family of Image Analogies' texture-by-numbers, EbSynth and GPNN, written wit
    voting: every pixel averages the values the overlapping matched patches give it,
    counting only votes that copy a pixel of its own class (so each region is built from its
    class's texture); centre-weighted at the finest level for sharpness.
-   Optionally (`rim_shade`), after each vote at the coarse levels, the rim band of a class
+   After each vote at the coarse levels (`rim_shade`), the rim band of a smooth class (a sky)
    whose label stays beside a moved object is pulled back to the class's shade farther out
    plus the rim offset the source shows (semia.patch.rims): no halo of another height's sky.
 4. The field is carried up a level (children keep their parent's offset), entries that break
