@@ -3,10 +3,10 @@
 A patch that straddles a boundary is matched by its label layout first, so the background
 around an object drawn at a new height (a tree added lower in the sky) is copied from around
 the source's object, at *its* height: a darker or lighter halo of sky around the new crown.
-This correction, run after each vote at the coarse levels (the halo forms there; the finest
-level then re-synthesizes from real source patches under the corrected shade), compares every
-pixel of a class's rim band (within `radius` px of another class) with the shade of the same
-class farther from the boundary nearby, and pulls it back to what the source shows there:
+This correction, run after each vote at every level (the halo forms at the coarsest, and the
+finest level's boundary patches would bring back a thin ring of it), compares every pixel of a
+class's rim band (within `radius` px of another class) with the shade of the same class farther
+from the boundary nearby, and pulls it back to what the source shows there:
 
     expected = far shade + the source's mean rim offset for (class, nearest other class, distance)
 
