@@ -299,8 +299,8 @@ class PatchConfig(Config):
     )
     rim_shade: bool = setting(
         True,
-        "after each vote: where the label of a smooth class (a sky, water) stays beside an "
-        "object that moved, pull its rim band (patch_size // 2 + 1 px) back to the class's shade "
+        "coarse levels: where the label of a smooth class (a sky, water) stays beside an object "
+        "that moved, pull its rim band (patch_size // 2 + 1 px) back to the class's shade "
         "farther out plus the rim offset the source shows for that pair of classes (no darker "
         "or lighter halo of sky around an object drawn at another height; targets of the "
         "source's size only)",

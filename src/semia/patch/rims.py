@@ -3,10 +3,10 @@
 A patch that straddles a boundary is matched by its label layout first, so the background
 around an object drawn at a new height (a tree added lower in the sky) is copied from around
 the source's object, at *its* height: a darker or lighter halo of sky around the new crown.
-This correction, run after each vote at every level (the halo forms at the coarsest, and the
-finest level's boundary patches would bring back a thin ring of it), compares every pixel of a
-class's rim band (within `radius` px of another class) with the shade of the same class farther
-from the boundary nearby, and pulls it back to what the source shows there:
+This correction, run after each vote at the coarse levels (the halo forms there; the finest
+level then re-synthesizes from real source patches under the corrected shade), compares every
+pixel of a class's rim band (within `radius` px of another class) with the shade of the same
+class farther from the boundary nearby, and pulls it back to what the source shows there:
 
     expected = far shade + the source's mean rim offset for (class, nearest other class, distance)
 
@@ -128,13 +128,8 @@ class RimShade:
             return
         # the source's rims: mean and spread of (pixel - far shade) per class, neighbour and
         # distance, the spread of the same low-passed measure that the output is judged by
-        shade, trusted = far_shade(
-            level.image,
-            source,
-            dist_s > radius,
-            torch.arange(k, device=source.device),
-            self.sigma_far,
-        )
+        classes = torch.unique(target[self.eligible])  # the classes that may need it
+        shade, trusted = far_shade(level.image, source, dist_s > radius, classes, self.sigma_far)
         # smooth classes only (sky, water, a plain wall): there a wrong shade shows; a textured
         # class's shade varies with its texture, and correcting it re-rolls its structure
         far = trusted & (dist_s > radius)

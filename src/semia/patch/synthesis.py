@@ -24,9 +24,9 @@ The family of Image Analogies' texture-by-numbers, EbSynth and GPNN, written wit
    voting: every pixel averages the values the overlapping matched patches give it,
    counting only votes that copy a pixel of its own class (so each region is built from its
    class's texture); centre-weighted at the finest level for sharpness.
-   After each vote (`rim_shade`), the rim band of a smooth class (a sky) whose label stays
-   beside a moved object is pulled back to the class's shade farther out plus the rim offset
-   the source shows (semia.patch.rims): no halo of another height's sky.
+   After each vote at the coarse levels (`rim_shade`), the rim band of a smooth class (a sky)
+   whose label stays beside a moved object is pulled back to the class's shade farther out
+   plus the rim offset the source shows (semia.patch.rims): no halo of another height's sky.
 4. The field is carried up a level (children keep their parent's offset), entries that break
    the class constraint at the finer level are re-drawn, and the first round there compares
    the upsampled output with the equally blurred upsampled source.
@@ -176,7 +176,7 @@ def synthesize_with_field(
         classes = level.target.reshape(-1)  # (Ht * Wt,)
         space = feature_space(level, config)
         keys_sharp = space.keys(level.image)
-        rims = _rim_shade(config, level)
+        rims = _rim_shade(config, level, lv)
         if field is None:
             field, anchored = nn_field.initial_nnf(
                 level.target,
@@ -236,8 +236,6 @@ def synthesize_with_field(
                 out = vote_level(
                     field, level, config.patch_size, fine_spread, fine_guard, config.vote_spread
                 )
-                if rims is not None:
-                    out = rims(out, field, level.source_size[1])
             else:
                 out = vote_level(field, level, config.patch_size)
                 if rims is not None:
@@ -325,10 +323,10 @@ def vote_level(
     )
 
 
-def _rim_shade(config: PatchConfig, level: Level) -> RimShade | None:
-    """The rim shade correction of a level, when asked for and the target has the source's
-    size (where the label stays is only known then); None where it has nothing to do."""
-    if not config.rim_shade or level.target_size != level.source_size:
+def _rim_shade(config: PatchConfig, level: Level, lv: int) -> RimShade | None:
+    """The rim shade correction of a coarse level, when asked for and the target has the
+    source's size (where the label stays is only known then); None where it has nothing to do."""
+    if not config.rim_shade or lv == 0 or level.target_size != level.source_size:
         return None
     rims = RimShade(level, config.patch_size // 2 + 1)
     return rims if rims.active else None
