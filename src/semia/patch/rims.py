@@ -93,6 +93,13 @@ def far_shade(
     return shade, (own >= 0) & (w > MIN_WEIGHT)
 
 
+def _rim_bin(
+    ids: torch.Tensor, near: torch.Tensor, dist: torch.Tensor, k: int, radius: int
+) -> torch.Tensor:
+    """(H, W) long index of each pixel's (class, nearest other class, distance) statistics."""
+    return (ids * k + near) * (radius + 1) + dist.clamp(max=radius)
+
+
 def _low_deviation(deviation: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor, sigma: float):
     """(3, H, W) the masked deviation low-passed within each class (normalised convolution)."""
     out = torch.zeros_like(deviation)
@@ -116,13 +123,13 @@ class RimShade:
         self.sigma_far, self.sigma_low = 1.5 * radius, float(radius)
         source, target = level.source_guide.argmax(0), level.target  # (Hs, Ws), (Ht, Wt)
         self.target, k = target, level.source_guide.shape[0]
-        changed = (target != source).float()[None, None]
-        near_change = F.max_pool2d(changed, 2 * radius + 1, 1, radius)[0, 0] > 0
+        changed = target != source
+        near_change = F.max_pool2d(changed.float()[None, None], 2 * radius + 1, 1, radius)[0, 0] > 0
         dist_s, near_s = class_distance(source, k, radius)
         dist_t, near_t = class_distance(target, k, radius)
         band_t = dist_t <= radius
         # the pixels the correction may touch, before knowing where their patches come from
-        self.eligible = band_t & near_change & (changed[0, 0] == 0)
+        self.eligible = band_t & near_change & ~changed
         self.active = bool(self.eligible.any())
         if not self.active:
             return
@@ -130,11 +137,12 @@ class RimShade:
         # distance, the spread of the same low-passed measure that the output is judged by
         classes = torch.unique(target[self.eligible])  # the classes that may need it
         shade, trusted = far_shade(level.image, source, dist_s > radius, classes, self.sigma_far)
+        residual = level.image - shade  # (3, Hs, Ws)
         # smooth classes only (sky, water, a plain wall): there a wrong shade shows; a textured
         # class's shade varies with its texture, and correcting it re-rolls its structure
         far = trusted & (dist_s > radius)
         per_class = torch.bincount(source[far], minlength=k).float()
-        detail = (level.image - shade).pow(2).mean(0)[far]  # (N,) squared deviation, far pixels
+        detail = residual.pow(2).mean(0)[far]  # (N,) squared deviation, far pixels
         texture = torch.bincount(source[far], detail, minlength=k)
         texture = (texture / per_class.clamp_min(1)).sqrt()  # (k,) RMS detail of each class
         smooth = (per_class > MIN_PIXELS) & (texture < SMOOTH_TEXTURE)
@@ -144,23 +152,21 @@ class RimShade:
             return
         rim = trusted & (dist_s <= radius)
         bins = k * k * (radius + 1)
-        key = ((source * k + near_s) * (radius + 1) + dist_s.clamp(max=radius))[rim]  # (N,)
+        bin_s = _rim_bin(source, near_s, dist_s, k, radius)  # (Hs, Ws)
+        key = bin_s[rim]  # (N,)
         count = torch.bincount(key, minlength=bins).float()
-        residual = (level.image - shade)[:, rim]  # (3, N)
-        mean = torch.stack([torch.bincount(key, r, minlength=bins) for r in residual])  # (3, B)
-        mean = mean / count.clamp_min(1)
+        sums = [torch.bincount(key, r, minlength=bins) for r in residual[:, rim]]
+        mean = torch.stack(sums) / count.clamp_min(1)  # (3, B)
         known = count > MIN_PIXELS
-        in_bin = ((source * k + near_s) * (radius + 1) + dist_s.clamp(max=radius)).flatten()
-        expected_s = mean[:, in_bin].view(3, *source.shape)
-        ok_s = rim & known[in_bin].view(source.shape)
-        low = _low_deviation(level.image - shade - expected_s, source, ok_s, self.sigma_low)
+        ok_s = rim & known[bin_s]
+        low = _low_deviation(residual - mean[:, bin_s], source, ok_s, self.sigma_low)
         spread = torch.bincount(key, low[:, rim].pow(2).mean(0), minlength=bins)
         spread = (spread / count.clamp_min(1)).sqrt()
         # the same statistics read at every target pixel
-        in_bin = ((target * k + near_t) * (radius + 1) + dist_t.clamp(max=radius)).flatten()
-        self.expected = mean[:, in_bin].view(3, *target.shape)  # (3, Ht, Wt)
-        self.spread = spread[in_bin].view(target.shape)  # (Ht, Wt)
-        self.known = band_t & known[in_bin].view(target.shape)  # (Ht, Wt) rim with statistics
+        bin_t = _rim_bin(target, near_t, dist_t, k, radius)  # (Ht, Wt)
+        self.expected = mean[:, bin_t]  # (3, Ht, Wt)
+        self.spread = spread[bin_t]  # (Ht, Wt)
+        self.known = band_t & known[bin_t]  # (Ht, Wt) rim with statistics
         self.eligible &= self.known
         self.far = dist_t > radius
         self.active = bool(self.eligible.any())
