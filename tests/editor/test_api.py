@@ -467,6 +467,22 @@ def test_training_can_be_cancelled(running, tmp_path):
     start_and_cancel(running, Trainer(tmp_path, iters=100_000, threads=1))
 
 
+def test_shutdown_waits_for_the_outcome(running, tmp_path):
+    """shutdown() right after a start: the process sees the cancel as it starts, and by the
+    time shutdown returns its watcher has recorded the outcome and ended (none left running
+    while the interpreter exits)."""
+    from semia.editor.training import Trainer
+
+    trainer = Trainer(tmp_path, iters=100_000, threads=1)
+    session = running.editor.sessions.get(open_example(running, "lake")["session"])
+    assert trainer.start(session.key, session.image, session.labels)["state"] == "running"
+    job = trainer._jobs[session.key]
+    trainer.shutdown(timeout=60)
+    assert not job.process.is_alive() and not job.watcher.is_alive()
+    assert trainer.status(session.key)["state"] == "cancelled"
+    assert job.process.exitcode == 0  # it stopped by itself, not terminated
+
+
 @pytest.mark.slow  # two training processes start: ~20 s
 def test_cancelled_training_resumes(running, tmp_path):
     from semia.editor.training import Trainer

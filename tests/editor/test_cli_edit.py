@@ -156,4 +156,4 @@ def test_ctrl_c_while_training_stops_everything_cleanly(tmp_path):
             os.killpg(process.pid, signal.SIGKILL)
             process.communicate()
     assert process.returncode == 130, err
-    assert "Traceback" not in err and "cancelled" in err
+    assert "Traceback" not in err and "cancelled" in err, err

@@ -114,6 +114,7 @@ class Job:
     step: int = 0
     first: tuple[float, int] | None = None  # (time, step) of the first progress report
     error: str = ""
+    watcher: threading.Thread | None = None  # follows the process's reports
 
     def status(self) -> dict[str, Any]:
         now = time.monotonic()
@@ -197,7 +198,8 @@ class Trainer:
                 job.process.start()
             finally:
                 signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-            threading.Thread(target=self._watch, args=(job,), daemon=True).start()
+            job.watcher = threading.Thread(target=self._watch, args=(job,), daemon=True)
+            job.watcher.start()
             log.info("training a GAN for %s in process %d", key, job.process.pid)
         return self.status(key)
 
@@ -244,9 +246,12 @@ class Trainer:
         return model
 
     def shutdown(self, timeout: float = 10.0) -> None:
-        """Stop every training process (each saves a checkpoint first when it can)."""
+        """Stop every training process (each saves a checkpoint first when it can), and wait
+        for their watchers to record how each ended: a watcher thread still running while the
+        interpreter exits could print a traceback."""
         with self._lock:
             jobs = [j for j in self._jobs.values() if j.process.is_alive()]
+            watchers = [j.watcher for j in self._jobs.values() if j.watcher is not None]
         for job in jobs:
             job.cancel.set()
         deadline = time.monotonic() + timeout
@@ -255,6 +260,8 @@ class Trainer:
             if job.process.is_alive():
                 job.process.terminate()
                 job.process.join(2.0)
+        for watcher in watchers:  # each ends within 0.25 s of its process ending
+            watcher.join(max(1.0, deadline - time.monotonic()))
 
     def _watch(self, job: Job) -> None:
         """Follow one process's reports until it ends."""
