@@ -299,11 +299,11 @@ class PatchConfig(Config):
     )
     rim_shade: bool = setting(
         True,
-        "after each coarse-level vote and the last finest one: where the label of a smooth "
-        "class (a sky, water) stays beside an object that moved, pull its rim band "
-        "(patch_size // 2 + 1 px) back to the class's shade farther out plus the rim offset "
-        "the source shows for that pair of classes (no darker or lighter halo of sky around "
-        "an object drawn at another height; targets of the source's size only)",
+        "after each coarse-level vote and the last finest one: where a smooth class (a sky, "
+        "water) borders a change, pull its rim band (patch_size // 2 + 1 px) back to the "
+        "class's shade farther out plus the rim offset the source shows for that pair of "
+        "classes (no darker or lighter halo of sky around an object drawn at another height; "
+        "targets of the source's size only)",
     )
     blend_sigma: float = setting(
         0.2, "coarsest init: colour-seam smoothing width / longest side (0: off)", lo=0, hi=1

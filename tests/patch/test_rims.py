@@ -124,6 +124,31 @@ def test_rim_shade_removes_the_halo_around_an_object_moved_to_another_height():
         assert abs(on[a]) < 0.5 * abs(off[a])
 
 
+def test_rim_shade_also_corrects_the_sky_where_the_object_stood():
+    """The disc moved 28 px down and 12 px right: its new rim band takes in pixels of its old
+    place (disc -> sky), which are corrected like the sky whose label stays."""
+    rng = np.random.default_rng(0)
+    old, new = _disc(28, 40), _disc(56, 52)
+    image = _sky() + rng.normal(0, 0.01, (SIDE, SIDE, 3)).astype(np.float32)
+    leaves = np.array([0.2, 0.45, 0.1]) + np.array([0.15, 0.2, 0.1]) * rng.random((SIDE, SIDE, 3))
+    image[old] = leaves[old]
+    image = np.clip(image, 0, 1).astype(np.float32)
+    labels, target = old.astype(np.int64), new.astype(np.int64)
+    was_disc = old & ~new  # sky in the target
+    distance = ndimage.distance_transform_edt(~new)
+    error = {}
+    for rim_shade in (False, True):
+        config = replace(PatchConfig(), rim_shade=rim_shade)
+        out = synthesize(image, labels, target, seed=0, config=config)
+        offset = (out - _sky()).mean(2)
+        error[rim_shade] = [
+            offset[was_disc & (distance > a) & (distance <= a + 2)].mean() for a in (0, 2)
+        ]
+    assert min(error[False]) < -0.045  # darker than the sky there, next to the disc
+    for on, off in zip(error[True], error[False], strict=True):
+        assert abs(on) < 0.8 * abs(off)
+
+
 def test_rim_shade_keeps_a_dark_band_that_the_source_has():
     # a shadow-like band of -0.15 within 4 px of the source disc belongs to the rim: it stays
     on = _error_by_distance(True, shadow=0.15)

@@ -16,8 +16,9 @@ so a road's darker band along a car (its shadow) stays, while a halo the source 
 removed. Only smooth classes are corrected (a sky, not foliage or a facade, whose shade varies
 with their texture), only deviations beyond the spread that the source's own rims show (one
 standard deviation of the same low-passed measure, per class pair and distance), and only where
-the label stays, a change is within `radius` px and the pixel's patch comes from elsewhere (more
-than `radius` px away): an unchanged layout and copies in place are left exactly as they are.
+a change is within `radius` px and the pixel's patch comes from elsewhere (more than `radius` px
+away): an unchanged layout and copies in place are left exactly as they are. Changed pixels are
+corrected too (the sky where the source's tree stood, now beside another one).
 
 Cost: the target-side work is confined to a box around the pixels that may be corrected, and at
 the finest level the Gaussians run at half resolution (see _blur).
@@ -201,7 +202,7 @@ class RimShade:
         dist_t, near_t = class_distance(target, k, radius)
         band_t = dist_t <= radius
         # the pixels the correction may touch, before knowing where their patches come from
-        eligible = band_t & near_change & ~changed
+        eligible = band_t & near_change
         self.active = bool(eligible.any())
         if not self.active:
             return

@@ -25,9 +25,9 @@ The family of Image Analogies' texture-by-numbers, EbSynth and GPNN, written wit
    counting only votes that copy a pixel of its own class (so each region is built from its
    class's texture); centre-weighted at the finest level for sharpness.
    After each vote at the coarse levels and after the last one at the finest (`rim_shade`),
-   the rim band of a smooth class (a sky) whose label stays beside a moved object is pulled
-   back to the class's shade farther out plus the rim offset the source shows
-   (semia.patch.rims): no halo of another height's sky.
+   the rim band of a smooth class (a sky) beside a moved object is pulled back to the
+   class's shade farther out plus the rim offset the source shows (semia.patch.rims): no
+   halo of another height's sky.
 4. The field is carried up a level (children keep their parent's offset), entries that break
    the class constraint at the finer level are re-drawn, and the first round there compares
    the upsampled output with the equally blurred upsampled source.
