@@ -10,7 +10,7 @@ from scipy import ndimage
 
 from semia.config import PatchConfig
 from semia.patch import synthesize
-from semia.patch.rims import _majority, class_distance, far_shade
+from semia.patch.rims import class_distance, far_shade
 
 SIDE, RADIUS = 128, 16
 
@@ -89,12 +89,6 @@ def test_class_distance_matches_its_definition_on_random_maps():
         want_dist, want_near = _brute_class_distance(ids, 3)
         assert np.array_equal(dist.numpy(), want_dist)
         assert np.array_equal(near.numpy(), want_near)
-
-
-def test_majority_is_the_guides_argmax():
-    guide = torch.rand(5, 30, 40)
-    guide[3, :10] = guide[1, :10] = 2.0  # ties: the first class wins, as with argmax
-    assert torch.equal(_majority(guide), guide.argmax(0))
 
 
 def test_far_shade_is_the_mean_of_the_class_away_from_its_boundary():

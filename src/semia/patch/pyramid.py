@@ -25,6 +25,7 @@ class Level:
         source_guide: (K, Hs, Ws) float, share of each class in the source pixel's footprint.
         allowed: (K, Hs * Ws) bool, whether source pixel s may lend texture to class k: its
             footprint holds some of class k (at the finest level: its label is k).
+        source: (Hs, Ws) long, the source class of each pixel (majority of its footprint).
         target: (Ht, Wt) long, the target class of each pixel (majority of its footprint).
         target_guide: (K, Ht, Wt) float, share of each class in the target pixel's footprint.
         source_edges: optional (G, Hs, Ws) float extra guide channels of the source (a blurred
@@ -34,6 +35,7 @@ class Level:
     image: torch.Tensor
     source_guide: torch.Tensor
     allowed: torch.Tensor
+    source: torch.Tensor
     target: torch.Tensor
     target_guide: torch.Tensor
     source_edges: torch.Tensor | None = None
@@ -105,7 +107,8 @@ def build_pyramid(
                 image=_shrink(image, src_size),
                 source_guide=src_guide,
                 allowed=(src_guide > 0).reshape(num_classes, -1),  # (K, Hs * Ws)
-                target=target if lv == 0 else tgt_guide.argmax(0),  # majority class
+                source=labels if lv == 0 else src_guide.argmax(0),  # majority class
+                target=target if lv == 0 else tgt_guide.argmax(0),
                 target_guide=tgt_guide,
                 source_edges=None if guides is None else _shrink(guides[0], src_size),
                 target_edges=None if guides is None else _shrink(guides[1], tgt_size),

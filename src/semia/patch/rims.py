@@ -169,17 +169,6 @@ def _low_deviation(
     return out
 
 
-def _majority(guide: torch.Tensor) -> torch.Tensor:
-    """(H, W) long guide.argmax(0) of a (K, H, W) guide (the first of a tie), one channel at
-    a time: an argmax over the leading dimension is several times slower on the CPU."""
-    best, ids = guide[0], torch.zeros(guide.shape[1:], dtype=torch.long, device=guide.device)
-    for c in range(1, guide.shape[0]):
-        better = guide[c] > best
-        ids = torch.where(better, c, ids)
-        best = torch.maximum(best, guide[c])
-    return ids
-
-
 class RimShade:
     """The rim shade correction of one pyramid level (same-size targets only; see module doc).
 
@@ -193,7 +182,7 @@ class RimShade:
     def __init__(self, level: Level, radius: int, decimate: bool = False) -> None:
         self.radius, self.decimate = radius, decimate
         self.sigma_far, self.sigma_low = 1.5 * radius, float(radius)
-        source, target = _majority(level.source_guide), level.target  # (Hs, Ws), (Ht, Wt)
+        source, target = level.source, level.target  # (Hs, Ws), (Ht, Wt)
         k = level.source_guide.shape[0]
         changed = target != source
         near_change = changed

@@ -181,7 +181,7 @@ def synthesize_with_field(
         if field is None:
             field, anchored = nn_field.initial_nnf(
                 level.target,
-                level.source_guide.argmax(0),
+                level.source,
                 level.allowed,
                 generator,
                 config.init_shifts,
@@ -328,7 +328,7 @@ def vote_level(
 
 def _rim_shade(config: PatchConfig, level: Level, lv: int) -> RimShade | None:
     """The rim shade correction of a level, when asked for and the target has the source's
-    size (where the label stays is only known then); None where it has nothing to do. The
+    size (where the labels change is only known then); None where it has nothing to do. The
     finest level blurs at half resolution (full-size blurs would cost ~0.1 s at 512x256)."""
     if not config.rim_shade or level.target_size != level.source_size:
         return None
