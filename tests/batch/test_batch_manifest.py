@@ -62,6 +62,11 @@ def test_csv_reads_like_jsonl(tmp_path):
         ('{"image": "i", "label": "l", "targets": ["t"], "iter": 3}', "did you mean 'iters'"),
         ('{"image": "i", "label": "l", "targets": ["t"], "seed": "3"}', "'seed' must be int"),
         ('{"image": "i", "label": "l", "targets": ["t"], "seed": true}', "'seed' must be int"),
+        (
+            '{"image": "i", "label": "l", "targets": ["t"], "seed": 99999999999999999999}',
+            "seed must be between 0 and 4294967295, got 99999999999999999999",
+        ),
+        ('{"image": "i", "label": "l", "targets": ["t"], "seed": -1}', "seed must be between 0"),
         ('{"image": "i", "label": "l", "targets": "t"}', "'targets' must be a non-empty list"),
         ('{"image": "i", "label": "l", "targets": []}', "'targets' must be a non-empty list"),
         ('{"image": "i", "targets": ["t"]}', "missing 'label'"),
@@ -102,6 +107,16 @@ def test_bad_manifest_files(tmp_path):
     (tmp_path / "typed.csv").write_text("image,label,targets,seed\ni,l,t,x\n")
     with pytest.raises(InputError, match="line 2: 'seed' must be int"):
         read_manifest(tmp_path / "typed.csv")
+    (tmp_path / "seed.csv").write_text("image,label,targets,seed\ni,l,t,4294967296\n")
+    with pytest.raises(InputError, match="line 2: seed must be between 0 and 4294967295"):
+        read_manifest(tmp_path / "seed.csv")
+    with pytest.raises(InputError, match="is a folder; give the manifest file in it"):
+        read_manifest(tmp_path)
+
+
+def test_largest_seed_is_taken(tmp_path):
+    manifest = write_jsonl(tmp_path / "jobs.jsonl", [line("tree", ["1"], seed=2**32 - 1)])
+    assert read_manifest(manifest)[0].settings["seed"] == 2**32 - 1
 
 
 def _plan(tmp_path, lines, defaults=None):
@@ -194,3 +209,38 @@ def test_make_plan_counts(tmp_path):
     manifest = write_jsonl(tmp_path / "jobs.jsonl", [line("tree", ["1", "2"]), line("lake", ["3"])])
     plan = make_plan(manifest, tmp_path / "out")
     assert (len(plan.jobs), plan.skipped, plan.total) == (3, 0, 3)
+
+
+def test_default_names_never_leave_out(tmp_path):
+    copy_examples(tmp_path)
+    (tmp_path / "m").mkdir()
+    out = tmp_path / "out"
+    lines = [
+        {**line("tree", ["1"]), "image": "../tree/img.png", "targets": ["../tree/cond/1.png"]},
+        {**line("lake", ["1"]), "image": "../m/../lake/img.png"},
+        {**line("lake", ["2"]), "image": "sub/../../tree/img.png"},
+    ]
+    manifest = write_jsonl(tmp_path / "m" / "ok.jsonl", lines)
+    jobs = plan_jobs(read_manifest(manifest), out, manifest.parent)
+    # outside the manifest's folder: the photo's last folder and stem, as for absolute paths
+    assert [j.outputs[0].path for j in jobs] == [
+        out / "tree" / "img" / "1.png",
+        out / "lake" / "img" / "1.png",
+        out / "tree" / "img" / "2.png",
+    ]
+    assert [j.name for j in jobs] == ["tree/img/1.png", "lake/img/1.png", "tree/img/2.png"]
+    # inside it, ".." is resolved too; one photo under two spellings is one output folder
+    inside = [line("tree", ["1"]), {**line("tree", ["1"]), "image": "lake/../tree/img.png"}]
+    with pytest.raises(InputError, match=r"line 2: its output .*tree/img/1.png is also written"):
+        _plan(tmp_path, inside)
+
+
+def test_out_must_be_a_folder(tmp_path):
+    copy_examples(tmp_path)
+    manifest = write_jsonl(tmp_path / "jobs.jsonl", [line("tree", ["1"])])
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InputError, match="file: it is a file, not a folder; give a folder"):
+        make_plan(manifest, tmp_path / "file")
+    with pytest.raises(InputError, match=f"sub: {tmp_path / 'file'} is a file, not a folder"):
+        make_plan(manifest, tmp_path / "file" / "sub")
+    assert make_plan(manifest, tmp_path / "new" / "out").total == 1  # made when it runs

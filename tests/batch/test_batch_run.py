@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from batch_util import (
     SIZE,
     copy_examples,
@@ -24,7 +25,7 @@ from batch_util import (
 )
 from PIL import Image
 
-from semia.batch import make_plan, run_batch
+from semia.batch import make_plan, read_records, run_batch
 from semia.cli import main
 from semia.gan import SemIA
 from semia.io import read_target
@@ -249,7 +250,8 @@ def test_dry_run_lists_without_running(tmp_path, capsys):
     ("args", "message"),
     [
         (["--workers", "0"], "--workers 0"),
-        (["--seed", "-1"], "seed must be >= 0"),
+        (["--seed", "-1"], "seed must be between 0 and 4294967295"),
+        (["--seed", "4294967296"], "seed must be between 0 and 4294967295"),
         (["--device", "tpu"], "--device tpu"),
     ],
 )
@@ -267,6 +269,58 @@ def test_bad_manifest_exits_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("semia: error:") and "line 1" in err and "'seed'" in err
     assert len(err.splitlines()) == 1
+
+
+def test_out_a_file_or_manifest_a_folder_exits_2(tmp_path, capsys):
+    root = copy_examples(tmp_path)
+    manifest = write_jsonl(root / "jobs.jsonl", [line("tree", ["1"])])
+    (tmp_path / "taken").write_text("x")
+    assert main(["batch", str(manifest), "--out", str(tmp_path / "taken")]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"semia: error: --out {tmp_path / 'taken'}: it is a file, not a folder; give a folder "
+        "path (it is created if missing)\n"
+    )  # before any progress bar
+    assert main(["batch", str(root), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"semia: error: manifest {root}: is a folder; give the manifest file in it (.jsonl or "
+        ".csv)\n"
+    )
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only refusal")
+def test_cuda_without_a_gpu_exits_2_up_front(tmp_path, capsys):
+    root = copy_examples(tmp_path)
+    manifest = write_jsonl(root / "jobs.jsonl", [line("tree", ["1"])])
+    out = tmp_path / "out"
+    assert main(["batch", str(manifest), "--out", str(out), "--device", "cuda", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("semia: error: --device cuda: no CUDA device") and err.count("\n") == 1
+    assert not out.exists()  # no job ran, no report
+
+
+def test_damaged_report_is_skipped(tmp_path, capsys):
+    root = copy_examples(tmp_path)
+    manifest = write_jsonl(root / "jobs.jsonl", [line("tree", ["1"])])
+    out = tmp_path / "out"
+    assert main(["batch", str(manifest), "--out", str(out), "--workers", "1", "-q"]) == 0
+    report = out / "report.jsonl"
+    with report.open("ab") as f:
+        f.write(b"\x00\xff")  # a damaged last line, not UTF-8
+    write_jsonl(manifest, [line("tree", ["1", "2"])])
+    assert main(["batch", str(manifest), "--out", str(out), "--workers", "1", "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "1 job(s) run" in err and "1 ok, 0 failed" in err and "1 already done" in err
+    assert f"{report}: skipped 1 damaged line(s)" in err
+    lines = report.read_bytes().split(b"\n")
+    assert lines[1] == b"\x00\xff" and lines[3] == b""  # the new record on a line of its own
+    assert [r["outputs"][0]["path"] for r in read_records(report)] == [
+        "tree/img/1.png",
+        "tree/img/2.png",
+    ]
+    assert np.array_equal(read_png(out / "tree/img/2.png"), expected_analogy(root, "tree", "2"))
 
 
 def test_help_and_registration(capsys):

@@ -27,6 +27,7 @@ METHODS = ("analogy", "gan")
 UNKNOWN_LABELS = ("error", "nearest")
 REQUIRED = ("image", "label", "targets")
 JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
+MAX_SEED = 2**32 - 1  # seeds as the command line's --seed takes them
 
 
 def _scalar_fields(cls: type) -> dict[str, type]:
@@ -104,8 +105,8 @@ def check_settings(settings: dict[str, Any], where: str) -> dict[str, Any]:
             InputConfig(max_size=checked["max_size"])
         except ConfigError as e:
             raise InputError(f"{where}: max_size {str(e).split(': ', 1)[1]}") from None
-    if "seed" in checked and checked["seed"] < 0:
-        raise InputError(f"{where}: seed must be >= 0")
+    if "seed" in checked and not 0 <= checked["seed"] <= MAX_SEED:
+        raise InputError(f"{where}: seed must be between 0 and {MAX_SEED}, got {checked['seed']}")
     name = checked.get("name")
     if name is not None and (
         not name.strip() or Path(name).is_absolute() or ".." in Path(name).parts
@@ -204,10 +205,14 @@ def read_manifest(path: str | Path) -> list[Entry]:
     """Read and validate a batch manifest (JSON lines or CSV, chosen by the suffix).
 
     Raises:
-        InputError: the file is missing or unreadable, has no jobs, or a line is invalid
+        InputError: the file is missing, a folder or unreadable, has no jobs, or a line is invalid
             (the message names the file and the line).
     """
     path = Path(path).expanduser().absolute()
+    if path.is_dir():
+        raise InputError(
+            f"manifest {path}: is a folder; give the manifest file in it (.jsonl or .csv)"
+        )
     if not path.is_file():
         raise InputError(f"manifest {path}: no such file")
     try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,12 +134,15 @@ def train_config(settings: Mapping[str, Any]) -> TrainConfig:
 
 def _default_name(image: Path, root: Path) -> str:
     """The output folder of a line without "name": the photo's path below the manifest's folder
-    without its suffix (tree/img.png -> tree/img), else its last folder and stem."""
-    stem = image.with_suffix("")
+    without its suffix (tree/img.png -> tree/img), else its last folder and stem (../x/img.png
+    -> x/img). Paths are normalized first ("a/../b" -> "b"), so the name never climbs out of
+    --out and one photo always gets one name."""
+    image = Path(os.path.normpath(image))
+    stem = image.parent / image.stem
     try:
-        return stem.relative_to(root).as_posix()
+        return stem.relative_to(os.path.normpath(root)).as_posix()
     except ValueError:
-        return "/".join(stem.parts[-2:])
+        return "/".join(stem.relative_to(stem.anchor).parts[-2:]) or "."
 
 
 def _resolve(entry: Entry, defaults: Mapping[str, Any], where: str) -> dict[str, Any]:

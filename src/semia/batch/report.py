@@ -10,27 +10,43 @@ hashes of the photo and label map), settings (resolved), finished (UTC time).
 from __future__ import annotations
 
 import json
+import logging
 import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+log = logging.getLogger("semia")
+
 REPORT_FILE = "report.jsonl"
 
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:
-    """Every complete record of a report (a line cut short by a kill is skipped)."""
+    """Every complete record of a report.
+
+    A damaged line (cut short by a kill, not UTF-8, not a JSON object) is skipped with a
+    warning: the outputs it recorded count as not done, so a rerun makes them again.
+    """
     path = Path(path)
     if not path.is_file():
         return []
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
+    records, damaged = [], 0
+    for line in path.read_bytes().splitlines():
+        if not line.strip():
             continue
+        try:
+            record = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            record = None
         if isinstance(record, dict):
             records.append(record)
+        else:
+            damaged += 1
+    if damaged:
+        log.warning(
+            "%s: skipped %d damaged line(s); the outputs they recorded will be made again",
+            path, damaged,
+        )  # fmt: skip
     return records
 
 

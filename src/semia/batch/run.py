@@ -14,7 +14,7 @@ from semia.batch.plan import FileHashes, Job, Output, pending_jobs, plan_jobs
 from semia.batch.report import Report, done_outputs
 from semia.batch.runners import default_workers, run_local, run_ray
 from semia.batch.worker import JobResult, clean_partial_files
-from semia.io import folder_lock
+from semia.io import InputError, folder_lock
 
 log = logging.getLogger("semia")
 
@@ -55,6 +55,19 @@ class Summary:
         return f"{text}; report: {report}"
 
 
+def _check_out(out: Path) -> None:
+    """Refuse an output folder that is a file or lies below one (it would fail at the first job)."""
+    for folder in (out, *out.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                which = "it" if folder == out else str(folder)
+                raise InputError(
+                    f"--out {out}: {which} is a file, not a folder; give a folder path (it is "
+                    "created if missing)"
+                )
+            return
+
+
 def make_plan(
     manifest: str | Path, out: str | Path, defaults: Mapping[str, Any] | None = None
 ) -> Plan:
@@ -66,9 +79,11 @@ def make_plan(
         defaults: settings for the lines that do not set them (command-line flags).
 
     Raises:
-        InputError: an invalid manifest or settings (the message names the line).
+        InputError: an invalid manifest or settings (the message names the line), or `out` is a
+            file.
     """
     manifest, out = Path(manifest).absolute(), Path(out).absolute()
+    _check_out(out)
     entries = read_manifest(manifest)
     jobs = plan_jobs(entries, out, manifest.parent, defaults, FileHashes())
     pending, skipped = pending_jobs(jobs, done_outputs(out))

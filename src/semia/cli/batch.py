@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from semia.cli.flags import COMMON
+from semia.cli.flags import COMMON, resolve_device
 from semia.config import InputConfig, TrainConfig
 
 log = logging.getLogger("semia")
@@ -20,9 +20,10 @@ Run many jobs from a manifest: one line per photo, as JSON lines
 or as CSV with the same column names (targets separated by ';'). Paths are absolute or
 relative to the manifest's folder. A line may also set "method" (analogy | gan), "seed",
 "max_size", "unknown_labels", "name" (its output folder below --out; default: the photo's
-path without suffix) and any analogy setting (PatchConfig: patch_size, coarse_iters, ...) or
-GAN training setting (TrainConfig: iters, lr, crop_size, ...; "iters" alone shortens the
-default schedule proportionally). Flags apply to every line that does not set them.
+path below the manifest's folder without suffix, else its last folder and stem) and any
+analogy setting (PatchConfig: patch_size, coarse_iters, ...) or GAN training setting
+(TrainConfig: iters, lr, crop_size, ...; "iters" alone shortens the default schedule
+proportionally). Flags apply to every line that does not set them.
 
 Outputs: OUT/<name>/<target>.png (analogy) and OUT/<name>/<target>_gan.png (GAN, trained once
 per photo and settings, cached in OUT/models/). OUT/report.jsonl gets one record per finished
@@ -123,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--worker-threads {args.worker_threads}: use at least 1")
     if args.device != "cpu" and not args.device.startswith("cuda"):
         raise InputError(f"--device {args.device}: use cpu or cuda")
+    if args.device != "cpu" and args.ray in (None, "local"):  # a cluster's nodes may have GPUs
+        resolve_device(args.device)
     plan = make_plan(args.manifest, args.out, flag_defaults(args))
     if args.dry_run:
         return _dry_run(plan)
