@@ -86,6 +86,67 @@ def test_rgba_label_map_with_transparent_pixels(tmp_path):
     assert np.array_equal(lab.palette[lab.ids], PALETTE[ids])  # hole filled from around
 
 
+def test_small_classes_of_a_crisp_map_are_labels(tmp_path):
+    """A traffic light of 8 px and a 1-px wire have no solid interior, yet they are labels: their
+    colours are no blend of the labels around them (as a driving frame's small classes)."""
+    ids = scene_ids()
+    colours = PALETTE[ids].copy()
+    colours[5:7, 10:14] = (250, 170, 30)  # 2x4 px in the sky
+    colours[50, 20:60] = (128, 64, 128)  # a 1-px line on the ground
+    Image.fromarray(colours).save(tmp_path / "l.png")
+    lab = read_label_map(tmp_path / "l.png")
+    assert lab.num_classes == 5
+    assert np.array_equal(lab.palette[lab.ids], colours)  # every pixel exact
+
+
+def test_blends_in_linear_light_are_not_labels(tmp_path):
+    """An edge row blended in linear light (as some painting programs do) lies off the sRGB
+    segment between its two sides; it still takes one of them."""
+    ids = scene_ids()
+    colours = PALETTE[ids].copy()
+    lin = (PALETTE[[0, 2]].astype(np.float64) / 255) ** 2.2
+    colours[41, :] = np.round(255 * (lin.mean(0) ** (1 / 2.2))).astype(np.uint8)  # sky | ground
+    ids[41, :] = 0
+    colours[:41][ids[:41] == 2] = PALETTE[0]  # the row is the edge: sky above, ground below
+    colours[42:][ids[42:] == 0] = PALETTE[2]
+    Image.fromarray(colours).save(tmp_path / "l.png")
+    lab = read_label_map(tmp_path / "l.png")
+    assert lab.num_classes == 3
+
+
+def test_a_mostly_transparent_label_map_is_flagged(tmp_path, caplog):
+    """A label drawn over the object only, the rest left transparent: the fill from the
+    neighbours is announced with the share it covers, not done silently."""
+    ids = scene_ids()
+    rgba = np.concatenate([PALETTE[ids], np.full((*ids.shape, 1), 255, np.uint8)], axis=2)
+    rgba[ids != 1, 3] = 0
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "l.png")
+    with caplog.at_level("WARNING"):
+        lab = read_label_map(tmp_path / "l.png")
+    share = round(100 * float((ids != 1).mean()))
+    assert f"{share} % of its pixels are transparent" in caplog.text
+    assert lab.num_classes == 1
+
+
+def test_transparent_target_pixels_keep_the_source_labels(tmp_path):
+    """A target drawn as a layer over the source: only the edit is painted, the rest is
+    transparent and keeps the source's labels (at the target's size)."""
+    ids = scene_ids()
+    Image.fromarray(PALETTE[ids]).save(tmp_path / "l.png")
+    want = ids.copy()
+    want[ids == 1] = 0  # the tree painted over with sky...
+    want[20:35, 5:20] = 1  # ...and drawn again on the left
+    layer = np.zeros((*ids.shape, 4), np.uint8)
+    edit = (want != ids) | (ids == 1)
+    layer[edit, :3] = PALETTE[want[edit]]
+    layer[edit, 3] = 255
+    big = Image.fromarray(layer, "RGBA").resize((160, 120), Image.Resampling.NEAREST)
+    big.save(tmp_path / "t.png")  # twice the source's size, same aspect ratio
+    tgt = read_target(tmp_path / "t.png", read_label_map(tmp_path / "l.png"))
+    assert tgt.size == (120, 160)
+    assert np.array_equal(tgt.palette[tgt.ids[::2, ::2]], PALETTE[want])
+
+
 def test_close_but_distinct_colours_stay_apart(tmp_path):
     """Two real labels 20 apart in RGB (as in face-parsing palettes) are not merged."""
     pal = np.array([[255, 255, 255], [0, 80, 100], [0, 60, 100]], np.uint8)
@@ -113,6 +174,31 @@ def test_palette_png_indices_are_ids(tmp_path):
     assert np.array_equal(lab.palette, PALETTE)
 
 
+def _palette_png(path: Path, ids: np.ndarray, colours: np.ndarray) -> None:
+    im = Image.fromarray(ids.astype(np.uint8), "P")
+    flat = np.zeros((256, 3), np.uint8)
+    flat[: len(colours)] = colours
+    im.putpalette(flat.ravel().tolist())
+    im.save(path)
+
+
+def test_palette_target_with_another_colour_order_is_matched_by_colour(tmp_path):
+    """Two palette PNGs of one scene saved by different programs number the colours otherwise:
+    the target's labels are its colours, not its indices."""
+    ids = scene_ids()
+    order = np.array([2, 0, 1])  # the source file's index i holds PALETTE[order[i]]
+    _palette_png(tmp_path / "l.png", np.argsort(order)[ids], PALETTE[order])
+    target = np.roll(ids, 12, axis=1)
+    _palette_png(tmp_path / "t.png", target, PALETTE)  # index = PALETTE row
+    src = read_label_map(tmp_path / "l.png")
+    tgt = read_target(tmp_path / "t.png", src)
+    assert np.array_equal(tgt.palette[tgt.ids], PALETTE[target])
+    # the same palette in both: indices are the labels, as before
+    _palette_png(tmp_path / "t2.png", np.argsort(order)[target], PALETTE[order])
+    tgt = read_target(tmp_path / "t2.png", src)
+    assert np.array_equal(tgt.palette[tgt.ids], PALETTE[target])
+
+
 @pytest.mark.parametrize("bits", [8, 16])
 def test_grayscale_ids(tmp_path, bits):
     ids = scene_ids()
@@ -125,6 +211,47 @@ def test_grayscale_ids(tmp_path, bits):
     assert lab.kind == "ids"
     assert lab.values == ((7, 11, 26) if bits == 8 else (7000, 11000, 26000))
     assert np.array_equal(lab.ids, ids)
+
+
+def test_smoothly_resized_grayscale_ids_keep_their_labels(tmp_path, caplog):
+    """Ids resized with a bilinear filter hold in-between values along every edge; they are
+    the labels on either side again (with a warning), not new classes."""
+    small = Image.fromarray(np.array([7, 11, 26], np.uint8)[scene_ids()])
+    small.resize((200, 150), Image.Resampling.BILINEAR).save(tmp_path / "ids.png")
+    assert len(np.unique(np.asarray(Image.open(tmp_path / "ids.png")))) > 6  # really smoothed
+    with caplog.at_level("WARNING"):
+        lab = read_label_map(tmp_path / "ids.png")
+    assert lab.values == (7, 11, 26)
+    truth = np.asarray(small.resize((200, 150), Image.Resampling.NEAREST))
+    assert (np.array(lab.values)[lab.ids] == truth).mean() > 0.97
+    assert "nearest-neighbour" in caplog.text
+
+
+def test_crisp_ids_with_a_small_class_between_its_neighbours_stay(tmp_path):
+    """A crisp id map whose one small class has an id between its neighbours' (a traffic sign,
+    19, between building 11 and sky 23) is not mistaken for a smoothed map."""
+    values = np.array([23, 11, 7])[scene_ids()]
+    values[10:12, 30:33] = 19
+    Image.fromarray(values.astype(np.uint8)).save(tmp_path / "ids.png")
+    lab = read_label_map(tmp_path / "ids.png")
+    assert lab.values == (7, 11, 19, 23)
+    assert np.array_equal(np.array(lab.values)[lab.ids], values)
+
+
+def test_jpeg_grayscale_maps(tmp_path):
+    """Grey levels far apart survive JPEG (read as colours, a PNG target in the same greys
+    matches them); small ids do not, and say so."""
+    grey = np.array([0, 128, 255])[scene_ids()].astype(np.uint8)
+    Image.fromarray(grey).save(tmp_path / "g.jpg", quality=85)
+    lab = read_label_map(tmp_path / "g.jpg")
+    assert lab.num_classes == 3
+    assert (np.abs(lab.palette[lab.ids][..., 0].astype(int) - grey) <= 6).mean() > 0.97
+    Image.fromarray(np.roll(grey, 9, axis=1)).save(tmp_path / "t.png")
+    tgt = read_target(tmp_path / "t.png", lab)
+    assert (np.abs(tgt.palette[tgt.ids][..., 0].astype(int) - np.roll(grey, 9, axis=1)) <= 6).all()
+    Image.fromarray(scene_ids().astype(np.uint8)).save(tmp_path / "ids.jpg", quality=85)
+    with pytest.raises(InputError, match="losslessly"):
+        read_label_map(tmp_path / "ids.jpg")
 
 
 def test_npy_ids_and_matching_target(tmp_path):
@@ -192,6 +319,25 @@ def test_unknown_target_colour_is_listed(tmp_path):
     assert 40 <= unknown[0].location[0] < 55 and 5 <= unknown[0].location[1] < 25
 
 
+def test_a_thin_stroke_of_a_new_colour_is_unknown(tmp_path):
+    """A 2-px line drawn in a colour the source lacks is reported, not turned into sky."""
+    ids = scene_ids()
+    Image.fromarray(PALETTE[ids]).save(tmp_path / "l.png")
+    colours = PALETTE[ids].copy()
+    colours[10:12, 5:75] = (255, 0, 255)
+    Image.fromarray(colours).save(tmp_path / "t.png")
+    src = read_label_map(tmp_path / "l.png")
+    _, unknown = match_target(tmp_path / "t.png", src)
+    assert [(u.colour, u.pixels) for u in unknown] == [((255, 0, 255), 140)]
+    with pytest.raises(InputError, match="255, 0, 255"):
+        read_target(tmp_path / "t.png", src)
+    # drawn in a source colour, the same stroke is that label
+    colours[10:12, 5:75] = PALETTE[2]
+    Image.fromarray(colours).save(tmp_path / "t2.png")
+    tgt = read_target(tmp_path / "t2.png", src)
+    assert np.array_equal(tgt.palette[tgt.ids], colours)
+
+
 def test_grayscale_target_against_colour_source_is_refused(tmp_path):
     ids = scene_ids()
     Image.fromarray(PALETTE[ids]).save(tmp_path / "l.png")
@@ -238,6 +384,31 @@ def test_exif_orientation_is_applied(tmp_path):
     im.save(tmp_path / "rot.jpg", exif=exif, quality=95)
     img = read_image(tmp_path / "rot.jpg")
     assert img.shape == (50, 30, 3)
+
+
+def test_a_label_map_drawn_on_the_raw_pixels_of_a_rotated_photo(tmp_path, caplog):
+    """The photo carries an EXIF rotation, the label map does not: where the sizes tell (not
+    square) the error says so and how to fix it; where they cannot (square) a warning does."""
+    ids = scene_ids(30, 50)
+    Image.fromarray(PALETTE[ids]).save(tmp_path / "l.png")
+    im = Image.fromarray((_photo(30, 50) * 255).astype(np.uint8))
+    exif = im.getexif()
+    exif[0x0112] = 6
+    im.save(tmp_path / "rot.jpg", exif=exif, quality=95)
+    with pytest.raises(InputError, match=r"EXIF orientation 6.*Rotate the label map"):
+        load_scene(tmp_path / "rot.jpg", tmp_path / "l.png")
+    square = Image.fromarray((_photo(40, 40) * 255).astype(np.uint8))
+    square.save(tmp_path / "sq.jpg", exif=exif, quality=95)
+    Image.fromarray(PALETTE[scene_ids(40, 40)]).save(tmp_path / "lsq.png")
+    with caplog.at_level("WARNING"):
+        load_scene(tmp_path / "sq.jpg", tmp_path / "lsq.png")
+    assert "EXIF orientation 6" in caplog.text
+    # the same photo without the tag, or both tagged alike: no word
+    caplog.clear()
+    square.save(tmp_path / "plain.jpg", quality=95)
+    with caplog.at_level("WARNING"):
+        load_scene(tmp_path / "plain.jpg", tmp_path / "lsq.png")
+    assert "EXIF" not in caplog.text
 
 
 def test_max_size_downscales_image_and_labels_together(tmp_path):

@@ -70,6 +70,16 @@ def open_image(path: str | Path, what: str, max_size: int | None = None) -> Imag
     return im
 
 
+def exif_orientation(path: str | Path) -> int:
+    """The EXIF orientation tag of an image file (1, upright, when it has none or is no image);
+    semia applies it on reading, as viewers do."""
+    try:
+        with Image.open(path) as im:
+            return int(im.getexif().get(0x0112, 1))
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return 1
+
+
 def file_size(path: str | Path, what: str = "image") -> tuple[int, int]:
     """(height, width) of an image or .npy file as it will be read (EXIF rotation applied),
     without decoding the pixels."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,10 @@ from semia.io.palette import (
     palette_from_clusters,
     snap,
     snap_size,
+    transparent_share,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -98,11 +102,20 @@ def read_label_map(path: str | Path, max_size: int | None = None) -> LabelMap:
     """
     path = Path(path)
     raw = decode_labels(path, snap_size(max_size), "label map")
+    if 0.01 <= transparent_share(raw) < 1.0:
+        log.warning(
+            "label map %s: %.0f %% of its pixels are transparent (no label drawn); they take "
+            "the labels around them. Label every region of the photo if that is not meant",
+            path,
+            100 * transparent_share(raw),
+        )
     if raw.kind == "colour":
         if not raw.valid.any():
             raise InputError(f"label map {path}: every pixel is transparent; no labels drawn")
-        centres, _, counts, interior = find_clusters(raw.data, raw.valid, raw.lossy)
-        keep = palette_from_clusters(centres, counts, interior, int(raw.valid.sum()))
+        centres, clusters, counts, interior, exact = find_clusters(raw.data, raw.valid, raw.lossy)
+        keep = palette_from_clusters(
+            centres, counts, interior, int(raw.valid.sum()), clusters, exact, raw.lossy
+        )
         if len(keep) == 0:
             raise InputError(
                 f"label map {path}: no solid colour regions found; is this a label map "

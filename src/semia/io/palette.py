@@ -10,6 +10,7 @@ integer values.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ _LOSSY_CLUSTER_RADIUS = 40.0  # the same for JPEG files, whose colour noise is l
 _MAX_CENTRES = 256  # at most this many colour clusters are examined as palette candidates
 UNKNOWN_DISTANCE = 64.0  # a target colour farther than this from every source colour is unknown
 MAX_CLASSES = 256
+log = logging.getLogger(__name__)
 _SNAP_SIZE = 2048  # label colours are snapped at up to this size, then ids are downscaled
 
 
@@ -84,6 +86,11 @@ def _decode_npy(path: Path, max_size: int | None, what: str) -> RawLabels:
     return RawLabels(data=a, valid=np.ones(a.shape, bool), kind="ids")
 
 
+def transparent_share(raw: RawLabels) -> float:
+    """The share of a decoded map's pixels that are fully transparent (no label drawn)."""
+    return 1.0 - float(raw.valid.mean())
+
+
 def decode_labels(path: Path, max_size: int | None, what: str) -> RawLabels:
     """Decode a label file (image or .npy) at a longest side of at most max_size (nearest)."""
     if path.suffix.lower() == ".npy":
@@ -101,17 +108,94 @@ def decode_labels(path: Path, max_size: int | None, what: str) -> RawLabels:
         if isinstance(im.info.get("transparency"), int):
             valid = idx != im.info["transparency"]
         return RawLabels(data=idx, valid=valid, kind="palette", palette=pal)
+    lossy = file_format in ("JPEG", "MPO") or (file_format == "WEBP" and not lossless)
     if im.mode in ("1", "L", "I", "I;16", "I;16L", "I;16B", "I;16N", "F", "LA"):
         a = np.asarray(im.getchannel(0) if im.mode == "LA" else im)
         valid = np.asarray(im.getchannel("A")) > 0 if im.mode == "LA" else np.ones(a.shape, bool)
         if np.issubdtype(a.dtype, np.floating) and not np.all(np.mod(a, 1) == 0):
             raise InputError(f"{what} {path}: floating-point grayscale is not a map of label ids")
-        return RawLabels(data=a.astype(np.int64), valid=valid, kind="ids")
+        if lossy:
+            return _lossy_grey(a, valid, path, what)
+        values, merged = unblend_ids(a.astype(np.int64), valid)
+        if merged:
+            log.warning(
+                "%s %s: %d grey values lie only along edges, between the labels on either "
+                "side, as in a smoothly resized map; they take those labels. Resize id maps "
+                "with nearest-neighbour sampling",
+                what,
+                path,
+                merged,
+            )
+        return RawLabels(data=values, valid=valid, kind="ids")
     rgba = np.asarray(im.convert("RGBA"))
-    lossy = file_format in ("JPEG", "MPO") or (file_format == "WEBP" and not lossless)
     return RawLabels(
         lossy=lossy, data=np.ascontiguousarray(rgba[..., :3]), valid=rgba[..., 3] > 0, kind="colour"
     )
+
+
+def _lossy_grey(a: np.ndarray, valid: np.ndarray, path: Path, what: str) -> RawLabels:
+    """A JPEG grayscale map: grey levels far apart (a map drawn in greys) are read as colours,
+    through the noise; small integer ids cannot be told from the noise and are refused."""
+    if np.percentile(a[valid], 99) < 64:
+        raise InputError(
+            f"{what} {path}: a JPEG grayscale map of small values; compression changed its "
+            "label ids. Save the ids losslessly (PNG or .npy)"
+        )
+    grey = np.repeat(np.clip(a, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+    return RawLabels(data=grey, valid=valid, kind="colour", lossy=True)
+
+
+_MAX_UNBLEND_VALUES = 4096  # id maps with more distinct values are not checked for smoothing
+
+
+def unblend_ids(values: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, int]:
+    """Undo the smoothing of a resized or anti-aliased id map, when it shows.
+
+    A smoothed map's edges hold values between the labels on either side, none with a solid
+    interior. When at least 3 values, and 30 % of all, look so, each such pixel takes the
+    neighbouring label nearest in value; a crisp map (a small class with an id between its
+    neighbours' is possible there) is left as it is.
+
+    Returns:
+        (values, how many distinct values were merged away).
+    """
+    distinct, inverse = np.unique(values[valid], return_inverse=True)
+    if len(distinct) < 3 or len(distinct) > _MAX_UNBLEND_VALUES:
+        return values, 0
+    exact = np.full(values.shape, -1, np.int64)
+    exact[valid] = inverse.ravel()
+    interior = np.bincount(exact[_interior(exact, valid)], minlength=len(distinct))
+    solid = interior >= _min_interior(int(valid.sum()))
+    if solid.all() or not solid.any():
+        return values, 0
+    h, w = values.shape
+    lo = np.full(values.shape, np.iinfo(np.int64).max)
+    hi = np.full(values.shape, np.iinfo(np.int64).min)
+    anchor = valid & solid[np.maximum(exact, 0)]
+    pad_v = np.pad(np.where(anchor, values, 0), _SMALL_REACH)
+    pad_a = np.pad(anchor, _SMALL_REACH)
+    for dy in range(2 * _SMALL_REACH + 1):
+        for dx in range(2 * _SMALL_REACH + 1):
+            v, a = pad_v[dy : dy + h, dx : dx + w], pad_a[dy : dy + h, dx : dx + w]
+            lo = np.where(a, np.minimum(lo, v), lo)
+            hi = np.where(a, np.maximum(hi, v), hi)
+    between = valid & ~anchor & (lo < values) & (values < hi)
+    blend = np.zeros(len(distinct), bool)
+    blend[np.unique(exact[between])] = True
+    blend &= ~solid
+    # a value is a blend only if none of its pixels stands outside its neighbours' range
+    outside = valid & ~anchor & ~between
+    blend[np.unique(exact[outside])] = False
+    if blend.sum() < 3 or blend.sum() < 0.3 * len(distinct):
+        return values, 0
+    todo = valid & blend[np.maximum(exact, 0)]
+    filled = fill_from_neighbours(
+        np.where(todo, -1, exact), values[..., None], distinct[:, None], max_rounds=256
+    )
+    out = values.copy()
+    done = todo & (filled >= 0)
+    out[done] = distinct[filled[done]]
+    return out, int(blend.sum())
 
 
 # ----------------------------------------------------------------------------------------------
@@ -197,7 +281,8 @@ def find_clusters(
         centres: (M, 3) uint8 centre colours, most frequent first;
         pixel_cluster: (H, W) int64 cluster of every pixel;
         counts: (M,) pixels per cluster (valid pixels only);
-        interior: (M,) pixels per cluster whose 3x3 neighbourhood is all that cluster.
+        interior: (M,) pixels per cluster whose 3x3 neighbourhood is all that cluster;
+        exact_centre: (M,) pixels of exactly each centre colour.
     """
     keys = _pack(colours)
     distinct, inverse, counts = np.unique(keys[valid], return_inverse=True, return_counts=True)
@@ -215,7 +300,8 @@ def find_clusters(
     cluster_counts = np.bincount(pixel_cluster[valid], minlength=m)
     inner = _interior(pixel_cluster, valid)
     interior = np.bincount(pixel_cluster[inner], minlength=m)
-    return _unpack(centre_keys), pixel_cluster, cluster_counts, interior
+    exact_centre = counts[np.searchsorted(distinct, centre_keys)]
+    return _unpack(centre_keys), pixel_cluster, cluster_counts, interior, exact_centre
 
 
 def _min_interior(n_pixels: int) -> int:
@@ -224,9 +310,115 @@ def _min_interior(n_pixels: int) -> int:
 
 
 def palette_from_clusters(
+    centres: np.ndarray,
+    counts: np.ndarray,
+    interior: np.ndarray,
+    n_pixels: int,
+    pixel_cluster: np.ndarray | None = None,
+    exact_centre: np.ndarray | None = None,
+    lossy: bool = False,
+) -> np.ndarray:
+    """Indices of the clusters that are real labels (solid regions), not edge blends or noise.
+
+    With `pixel_cluster` and `exact_centre` (a lossless map), a cluster too small to have a
+    solid interior (a traffic light of a few pixels, a 2-px stroke) is a label too when most of
+    its pixels are one exact colour and that colour is no blend of the labels around it
+    (`small_labels`).
+    """
+    keep = _solid_labels(centres, counts, interior, n_pixels)
+    if pixel_cluster is not None and exact_centre is not None and not lossy:
+        flat = (exact_centre >= _SMALL_MIN_PIXELS) & (exact_centre >= 0.5 * counts)
+        keep = np.concatenate([keep, small_labels(centres, counts, pixel_cluster, keep, flat)])
+    return np.array(sorted(keep.tolist(), key=lambda i: -counts[i]), dtype=np.int64)
+
+
+_SMALL_MIN_PIXELS = 4  # a label without a solid interior needs at least this many pixels
+_SMALL_REACH = 3  # px: the labels around a small cluster are looked for this far from it
+_BLEND_TOL = 12.0  # RGB distance within which a colour counts as a mix of the colours around it
+
+
+def small_labels(
+    centres: np.ndarray,
+    counts: np.ndarray,
+    pixel_cluster: np.ndarray,
+    keep: np.ndarray,
+    flat: np.ndarray,
+) -> np.ndarray:
+    """Clusters without a solid interior that are labels all the same, most pixels first.
+
+    Only clusters marked `flat` (mostly one exact colour: resampling noise and blends spread
+    over many) are examined. An anti-aliased or resized edge mixes the colours on either side
+    of it (three at a junction), in sRGB or in linear light; a flat cluster whose colour is no
+    such mix of the labels within a few pixels of it is a small object or a thin stroke.
+    """
+    kept = [int(i) for i in keep]
+    found: list[int] = []
+    h, w = pixel_cluster.shape
+    pixels = pixel_cluster.ravel()
+    by_cluster = np.argsort(pixels, kind="stable")  # pixel indices grouped by cluster
+    starts = np.searchsorted(pixels[by_cluster], np.arange(len(counts)))
+    for i in np.argsort(-counts, kind="stable"):
+        i = int(i)
+        if i in kept or not flat[i]:
+            continue
+        ys, xs = np.divmod(by_cluster[starts[i] : starts[i] + counts[i]], w)
+        reach = np.arange(-_SMALL_REACH, _SMALL_REACH + 1)
+        yy = np.clip(ys[:, None, None] + reach[None, :, None], 0, h - 1)
+        xx = np.clip(xs[:, None, None] + reach[None, None, :], 0, w - 1)
+        around = [int(c) for c in np.unique(pixel_cluster[yy, xx]) if int(c) in kept]
+        border = ys.min() == 0 or xs.min() == 0 or ys.max() == h - 1 or xs.max() == w - 1
+        others = [c for c in kept if c not in around] if border else []
+        if not _is_mix(centres[i], centres[around], centres[others]):
+            found.append(i)
+            kept.append(i)  # the blends along its own edge mix it with its neighbours
+    return np.array(found, dtype=np.int64)
+
+
+def _srgb_to_linear(c: np.ndarray) -> np.ndarray:
+    c = c.astype(np.float32) / 255.0
+    return 255.0 * np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+def _is_mix(colour: np.ndarray, around: np.ndarray, others: np.ndarray) -> bool:
+    """Whether colour lies within _BLEND_TOL of a mix, in sRGB or in linear light, of one, two
+    or three colours of around, or of one of around with one of others (for a cluster on the
+    map's border, the labels farther away: a map cut or wrapped there mixes a label that is not
+    beside the blend)."""
+    if len(around) == 0:
+        return False
+    for conv in (lambda c: c.astype(np.float32), _srgb_to_linear):
+        p, pts, far = conv(colour), conv(around), conv(others)
+        n = len(pts)
+        for a in range(n):
+            if np.linalg.norm(pts[a] - p) <= _BLEND_TOL:
+                return True
+            if any(_near_segment(p, pts[a], f, _BLEND_TOL) for f in far):
+                return True
+            for b in range(a + 1, n):
+                if _near_segment(p, pts[a], pts[b], _BLEND_TOL):
+                    return True
+                for c in range(b + 1, n):
+                    if _near_triangle(p, pts[a], pts[b], pts[c], _BLEND_TOL):
+                        return True
+    return False
+
+
+def _near_triangle(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray, tol: float) -> bool:
+    """Whether colour p lies within tol of the triangle a-b-c (a mix of three colours)."""
+    ab, ac, ap = b - a, c - a, p - a
+    m = np.array([[ab @ ab, ab @ ac], [ab @ ac, ac @ ac]], np.float64)
+    if abs(np.linalg.det(m)) < 1e-6:
+        return False  # degenerate: the segments were tested already
+    u, v = np.linalg.solve(m, np.array([ap @ ab, ap @ ac], np.float64))
+    if u < 0 or v < 0 or u + v > 1:
+        return False  # outside: nearest on an edge, tested as a segment already
+    return float(np.linalg.norm(a + u * ab + v * ac - p)) <= tol
+
+
+def _solid_labels(
     centres: np.ndarray, counts: np.ndarray, interior: np.ndarray, n_pixels: int
 ) -> np.ndarray:
-    """Indices of the clusters that are real labels (solid regions), not edge blends or noise."""
+    """The clusters with solid interiors that are no thick blend of two others."""
     min_interior = _min_interior(n_pixels)
     keep: list[int] = []
     for i in np.argsort(-interior, kind="stable"):
@@ -241,7 +433,7 @@ def palette_from_clusters(
         ):
             continue  # a thick blend between two real labels
         keep.append(int(i))
-    return np.array(sorted(keep, key=lambda i: -counts[i]), dtype=np.int64)
+    return np.array(keep, dtype=np.int64)
 
 
 def fill_from_neighbours(

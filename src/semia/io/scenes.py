@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 
 from semia.errors import InputError
-from semia.io.images import file_size, read_image
+from semia.io.images import exif_orientation, file_size, read_image
 from semia.io.labels import LabelMap, read_label_map
+
+log = logging.getLogger(__name__)
 
 
 def find_scenes(root: str | Path) -> list[tuple[str, Path, Path, list[Path]]]:
@@ -45,6 +48,24 @@ def load_scene(
         image (H, W, 3) float32 in [0, 1] and its `LabelMap` of the same (H, W).
     """
     image_size, label_size = file_size(image_path, "image"), file_size(label_path, "label map")
+    turn, label_turn = exif_orientation(image_path), exif_orientation(label_path)
+    if turn != label_turn and turn != 1:
+        drawn_on_raw = turn in (5, 6, 7, 8) and image_size == label_size[::-1] != label_size
+        if drawn_on_raw:
+            raise InputError(
+                f"image {image_path} carries EXIF orientation {turn}: semia reads it rotated, "
+                f"as viewers show it, but label map {label_path} fits the unrotated pixels. "
+                "Rotate the label map the same way, or remove the photo's orientation tag "
+                "(for example `exiftool -Orientation= photo.jpg`)"
+            )
+        if image_size == label_size:
+            log.warning(
+                "image %s carries EXIF orientation %d and is read as viewers show it; label map "
+                "%s must be drawn on that view of the photo, not on the file's raw pixels",
+                image_path,
+                turn,
+                label_path,
+            )
     if image_size != label_size:
         raise InputError(
             f"image {image_path} is {image_size[1]}x{image_size[0]} but label map "

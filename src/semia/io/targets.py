@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from semia.errors import InputError
+from semia.io.arrays import resize_nearest
 from semia.io.images import file_size
 from semia.io.labels import LabelMap
 from semia.io.palette import (
@@ -21,6 +22,7 @@ from semia.io.palette import (
     palette_from_clusters,
     snap,
     snap_size,
+    transparent_share,
 )
 
 log = logging.getLogger(__name__)
@@ -51,8 +53,10 @@ def _target_colour(raw: RawLabels, source: LabelMap) -> tuple[np.ndarray, list[U
     colours, valid = raw.data, raw.valid
     if not valid.any():
         raise InputError("every pixel is transparent; no labels drawn")
-    centres, pixel_cluster, counts, interior = find_clusters(colours, valid, raw.lossy)
-    real = palette_from_clusters(centres, counts, interior, int(valid.sum()))
+    centres, pixel_cluster, counts, interior, exact = find_clusters(colours, valid, raw.lossy)
+    real = palette_from_clusters(
+        centres, counts, interior, int(valid.sum()), pixel_cluster, exact, raw.lossy
+    )
     pal = source.palette.astype(np.float32)
     unknown: list[UnknownLabel] = []
     extra_colours: list[np.ndarray] = []
@@ -84,6 +88,17 @@ def _target_colour(raw: RawLabels, source: LabelMap) -> tuple[np.ndarray, list[U
         lut = np.concatenate([np.arange(source.num_classes), np.array(extra_ids)])
         ids = lut[ids]
     return ids, unknown
+
+
+def _reordered(raw: RawLabels, source: LabelMap) -> bool:
+    """Whether a palette target gives an index of the source another colour (two palette PNGs
+    of one layout saved by different programs): its indices then do not name the same labels."""
+    present = np.unique(raw.data[raw.valid])
+    src_values = np.array(source.values, dtype=np.int64)
+    shared = np.intersect1d(present, src_values)
+    theirs = raw.palette[shared].astype(np.int64)
+    ours = source.palette[np.searchsorted(src_values, shared)].astype(np.int64)
+    return bool((np.abs(theirs - ours).sum(1) > 12).any())
 
 
 def _target_ids(raw: RawLabels, source: LabelMap, path: Path) -> tuple[np.ndarray, list]:
@@ -127,6 +142,13 @@ def match_target(
     """
     path = Path(path)
     raw = decode_labels(path, snap_size(max_size), "target map")
+    if source.kind == "palette" and raw.kind == "palette" and _reordered(raw, source):
+        log.info("target map %s: its palette orders the colours otherwise; matched by colour", path)
+        raw = RawLabels(data=raw.palette[raw.data], valid=raw.valid, kind="colour")
+    grey_source = source.kind == "colour" and bool((source.palette == source.palette[:, :1]).all())
+    if grey_source and raw.kind == "ids" and raw.data.min() >= 0 and raw.data.max() <= 255:
+        grey = np.repeat(raw.data.astype(np.uint8)[..., None], 3, axis=2)  # a JPEG source's greys
+        raw = RawLabels(data=grey, valid=raw.valid, kind="colour")
     if source.kind == "colour" or (source.kind == "palette" and raw.kind == "colour"):
         if raw.kind == "ids":
             raise InputError(
@@ -146,7 +168,34 @@ def match_target(
                 "ids; save the target the same way (grayscale ids or .npy)"
             )
         ids, unknown = _target_ids(raw, source, path)
-    return source.with_ids(downscale_ids(ids, max_size)), unknown
+    ids = downscale_ids(ids, max_size)
+    if 0.0 < transparent_share(raw) < 1.0:
+        ids = _keep_source_where_transparent(ids, raw, source, path)
+    return source.with_ids(ids), unknown
+
+
+def _keep_source_where_transparent(
+    ids: np.ndarray, raw: RawLabels, source: LabelMap, path: Path
+) -> np.ndarray:
+    """A target drawn as a layer over the source: its transparent pixels keep the source's
+    labels there (same aspect ratio); on another canvas they take the labels around them."""
+    h, w = ids.shape
+    sh, sw = source.size
+    if abs(h * sw - w * sh) > 0.01 * max(h * sw, w * sh):
+        log.warning(
+            "target map %s: %.0f %% of its pixels are transparent and its aspect ratio is not "
+            "the source's; they take the labels around them",
+            path,
+            100 * transparent_share(raw),
+        )
+        return ids
+    clear = resize_nearest(~raw.valid, (h, w))
+    log.info(
+        "target map %s: %.0f %% transparent; those pixels keep the source's labels",
+        path,
+        100 * clear.mean(),
+    )
+    return np.where(clear, resize_nearest(source.ids, (h, w)), ids)
 
 
 def read_target(
