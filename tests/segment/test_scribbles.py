@@ -90,6 +90,32 @@ def test_jpeg_strokes_keep_three_classes(tmp_path):
     assert (ids[solid] == top_stroke(cover)[solid]).mean() > 0.97
 
 
+def test_jpeg_chroma_fringes_of_saturated_strokes(tmp_path):
+    """JPEG stores colour at half resolution: a saturated red or blue stroke on white gets a
+    fringe whose brightness and colour mix in different shares, off every RGB blend. It is the
+    stroke's fringe, not a stroke of its own; a stroke too thin to survive is refused with
+    advice about JPEG."""
+    rgb = np.full((64, 96, 3), 255, np.uint8)
+    truth = np.full((64, 96), -1)
+    for k, (rows, colour) in enumerate(
+        [((5, 12), (255, 0, 0)), ((52, 59), (0, 0, 255)), ((28, 36), (0, 200, 0))]
+    ):
+        rgb[rows[0] : rows[1], 5:90] = colour
+        truth[rows[0] : rows[1], 5:90] = k
+    Image.fromarray(rgb).save(tmp_path / "s.jpg", quality=95)  # 4:2:0, PIL's default
+    scribbles = read_scribbles(tmp_path / "s.jpg")
+    assert scribbles.num_classes == 3
+    inner = ndimage.binary_erosion(truth >= 0, np.ones((3, 3)))
+    for k in range(3):
+        got = scribbles.ids[inner & (truth == k)]
+        assert (got == np.bincount(got[got >= 0]).argmax()).mean() > 0.97
+    thin = np.full((64, 96, 3), 255, np.uint8)
+    thin[5:8, 5:90], thin[55:58, 5:90] = (0, 253, 255), (0, 249, 0)
+    Image.fromarray(thin).save(tmp_path / "thin.jpg", quality=70)
+    with pytest.raises(InputError, match="JPEG smears stroke colours"):
+        read_scribbles(tmp_path / "thin.jpg")
+
+
 def test_no_strokes_raises(tmp_path):
     path = tmp_path / "blank.png"
     Image.fromarray(np.full((20, 30, 3), 255, np.uint8)).save(path)

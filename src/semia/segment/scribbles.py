@@ -31,6 +31,8 @@ _BLEND_TOLERANCE = 24.0  # a pixel this close to a blend of two known colours is
 _MIN_SOLID = 3  # a stroke colour needs this many pixels whose 3x3 neighbourhood is all it
 _MIN_STRAY = 12  # unexplained pixels in a component at least this big make a stroke colour
 _MAX_STROKE_CLASSES = 256
+_LOSSY_WHITE = 48.0  # in a JPEG, a pixel this close (RGB) to white is background
+_LOSSY_FRINGE = 3  # px around a JPEG stroke where off-blend colours are its chroma fringe
 
 
 class Scribbles(NamedTuple):
@@ -92,12 +94,14 @@ def _downscale_strokes(ids: np.ndarray, size: tuple[int, int], num_classes: int)
 # Reading a scribble image
 
 
-def _open_rgba(path: Path) -> np.ndarray:
-    """Decode any image file to (H, W, 4) uint8 RGBA (EXIF orientation applied)."""
+def _open_rgba(path: Path) -> tuple[np.ndarray, bool]:
+    """Decode any image file to (H, W, 4) uint8 RGBA (EXIF orientation applied), and whether
+    its format is lossy."""
     im = open_image(path, "scribbles")
+    lossy = im.format in ("JPEG", "MPO") or (im.format == "WEBP" and not im.info.get("lossless"))
     if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
         im = im.point(lambda v: v / 256).convert("L")
-    return np.asarray(im.convert("RGBA"))
+    return np.asarray(im.convert("RGBA")), lossy
 
 
 def read_scribbles(path: str | Path) -> Scribbles:
@@ -115,15 +119,22 @@ def read_scribbles(path: str | Path) -> Scribbles:
             (only blended pixels: a too thin or too soft brush).
     """
     path = Path(path)
-    return scribbles_from_rgba(_open_rgba(path), name=f"scribbles {path}")
+    rgba, lossy = _open_rgba(path)
+    return scribbles_from_rgba(rgba, name=f"scribbles {path}", lossy=lossy)
 
 
-def scribbles_from_rgba(rgba: np.ndarray, name: str = "scribbles") -> Scribbles:
+def scribbles_from_rgba(
+    rgba: np.ndarray, name: str = "scribbles", lossy: bool = False
+) -> Scribbles:
     """Snap a drawn stroke image to stroke classes (see `read_scribbles`).
 
     Args:
         rgba: (H, W, 4) or (H, W, 3) uint8 image of the strokes.
         name: how error messages name the input.
+        lossy: decoded from a lossy format (JPEG): its colour is stored at half resolution, so
+            a stroke's edge mixes its brightness and its colour with the background's in
+            different shares, off every blend of the two; such pixels within
+            `_LOSSY_FRINGE` px of a solid stroke are its fringe, not a stroke of their own.
     """
     rgba = np.asarray(rgba)
     if rgba.ndim != 3 or rgba.shape[2] not in (3, 4) or rgba.dtype != np.uint8:
@@ -138,6 +149,8 @@ def scribbles_from_rgba(rgba: np.ndarray, name: str = "scribbles") -> Scribbles:
         background = np.array([[255.0, 255.0, 255.0], [0.0, 0.0, 0.0]], np.float32)
     else:
         stroke = rgba[..., :3].min(axis=2) < _BACKGROUND_WHITE
+        if lossy:  # JPEG rings: near-white halos around the strokes are background too
+            stroke &= np.linalg.norm(rgb - 255.0, axis=2) > _LOSSY_WHITE
         background = np.array([[255.0, 255.0, 255.0]], np.float32)
     if not stroke.any():
         raise InputError(
@@ -153,7 +166,10 @@ def scribbles_from_rgba(rgba: np.ndarray, name: str = "scribbles") -> Scribbles:
     if len(palette) > _MAX_STROKE_CLASSES:
         raise InputError(f"{name}: more than {_MAX_STROKE_CLASSES} stroke colours found")
     ids, unexplained = _snap_strokes(rgb, stroke, palette.astype(np.float32), background)
-    _check_unexplained(unexplained, rgb, name)
+    if lossy and unexplained.any():
+        fringe = ndimage.binary_dilation(ids >= 0, np.ones((3, 3), bool), _LOSSY_FRINGE)
+        unexplained &= ~fringe
+    _check_unexplained(unexplained, rgb, name, lossy)
     order = np.argsort(-np.bincount(ids[ids >= 0], minlength=len(palette)), kind="stable")
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
@@ -242,7 +258,7 @@ def _snap_strokes(
     return ids, unexplained
 
 
-def _check_unexplained(unexplained: np.ndarray, rgb: np.ndarray, name: str) -> None:
+def _check_unexplained(unexplained: np.ndarray, rgb: np.ndarray, name: str, lossy: bool) -> None:
     """Raise when unknown-colour stroke pixels form a stroke (not a few stray pixels)."""
     if not unexplained.any():
         return
@@ -258,8 +274,12 @@ def _check_unexplained(unexplained: np.ndarray, rgb: np.ndarray, name: str) -> N
     r, g, b = (int(v) for v in rgb[ys[strongest], xs[strongest]])
     raise InputError(
         f"{name}: the stroke colour #{r:02x}{g:02x}{b:02x} near x={int(xs.mean())}, "
-        f"y={int(ys.mean())} is not solid anywhere (only blended or soft pixels); redraw it "
-        "with a hard brush at least 3 pixels wide, or erase it"
+        f"y={int(ys.mean())} is not solid anywhere (only blended or soft pixels); "
+        + (
+            "JPEG smears stroke colours: save the strokes as PNG, or draw them wider"
+            if lossy
+            else "redraw it with a hard brush at least 3 pixels wide, or erase it"
+        )
     )
 
 
