@@ -147,6 +147,20 @@ def test_transparent_target_pixels_keep_the_source_labels(tmp_path):
     assert np.array_equal(tgt.palette[tgt.ids[::2, ::2]], PALETTE[want])
 
 
+def test_a_photo_given_as_a_label_map_is_flagged(tmp_path, caplog):
+    rng = np.random.default_rng(0)
+    photo = PALETTE[scene_ids()].astype(float) * 0.8 + rng.normal(0, 12, (60, 80, 3)) + 20
+    Image.fromarray(photo.clip(0, 255).astype(np.uint8)).save(tmp_path / "photo.png")
+    Image.fromarray(antialias(scene_ids())).save(tmp_path / "aa.png")
+    Image.fromarray(antialias(scene_ids())).save(tmp_path / "aa.jpg", quality=80)
+    with caplog.at_level("WARNING"):
+        read_label_map(tmp_path / "aa.png")
+        read_label_map(tmp_path / "aa.jpg")
+        assert "as in a photo" not in caplog.text
+        read_label_map(tmp_path / "photo.png")
+    assert "photo.png: most of its pixels have colours of their own" in caplog.text
+
+
 def test_close_but_distinct_colours_stay_apart(tmp_path):
     """Two real labels 20 apart in RGB (as in face-parsing palettes) are not merged."""
     pal = np.array([[255, 255, 255], [0, 80, 100], [0, 60, 100]], np.uint8)

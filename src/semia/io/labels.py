@@ -112,6 +112,12 @@ def read_label_map(path: str | Path, max_size: int | None = None) -> LabelMap:
     if raw.kind == "colour":
         if not raw.valid.any():
             raise InputError(f"label map {path}: every pixel is transparent; no labels drawn")
+        if _looks_like_a_photo(raw.data):
+            log.warning(
+                "label map %s: most of its pixels have colours of their own, as in a photo; a "
+                "label map fills each region with one flat colour (make one with semia segment)",
+                path,
+            )
         centres, clusters, counts, interior, exact = find_clusters(raw.data, raw.valid, raw.lossy)
         keep = palette_from_clusters(
             centres, counts, interior, int(raw.valid.sum()), clusters, exact, raw.lossy
@@ -132,6 +138,18 @@ def read_label_map(path: str | Path, max_size: int | None = None) -> LabelMap:
     ids = downscale_ids(ids, max_size)
     values = tuple(int(v) for v in distinct)
     return LabelMap(ids, palette, values, raw.kind, scale=_scale(path, ids))
+
+
+def _looks_like_a_photo(colours: np.ndarray) -> bool:
+    """Whether over 12 % of the (H, W, 3) map's colours (on a grid of at most ~1 MP) are
+    distinct: 13-57 % in the shared photos, at most 2 % in their label maps, 9 % in a driving
+    frame's map saved as a JPEG of quality 90."""
+    if colours.shape[0] * colours.shape[1] < 1024:
+        return False
+    step = max(1, int(np.ceil(np.sqrt(colours.shape[0] * colours.shape[1] / 2**20))))
+    grid = colours[::step, ::step].reshape(-1, 3).astype(np.int64)
+    keys = (grid[:, 0] << 16) | (grid[:, 1] << 8) | grid[:, 2]
+    return len(np.unique(keys)) > 0.12 * len(keys)
 
 
 def _scale(path: Path, ids: np.ndarray) -> float:
