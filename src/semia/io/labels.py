@@ -112,7 +112,7 @@ def read_label_map(path: str | Path, max_size: int | None = None) -> LabelMap:
     if raw.kind == "colour":
         if not raw.valid.any():
             raise InputError(f"label map {path}: every pixel is transparent; no labels drawn")
-        if _looks_like_a_photo(raw.data):
+        if _looks_like_a_photo(raw.data, raw.lossy):
             log.warning(
                 "label map %s: most of its pixels have colours of their own, as in a photo; a "
                 "label map fills each region with one flat colour (make one with semia segment)",
@@ -140,16 +140,16 @@ def read_label_map(path: str | Path, max_size: int | None = None) -> LabelMap:
     return LabelMap(ids, palette, values, raw.kind, scale=_scale(path, ids))
 
 
-def _looks_like_a_photo(colours: np.ndarray) -> bool:
-    """Whether over 12 % of the (H, W, 3) map's colours (on a grid of at most ~1 MP) are
-    distinct: 13-57 % in the shared photos, at most 2 % in their label maps, 9 % in a driving
-    frame's map saved as a JPEG of quality 90."""
+def _looks_like_a_photo(colours: np.ndarray, lossy: bool) -> bool:
+    """Whether over 12 % (a JPEG: 25 %) of the (H, W, 3) map's colours (on a grid of at most
+    ~1 MP) are distinct: 13-57 % in the shared photos, at most 2 % in their label maps, up to 12
+    % in a driving frame's map saved as a JPEG and 20 % in a tiny one (60x80, quality 50)."""
     if colours.shape[0] * colours.shape[1] < 1024:
         return False
     step = max(1, int(np.ceil(np.sqrt(colours.shape[0] * colours.shape[1] / 2**20))))
     grid = colours[::step, ::step].reshape(-1, 3).astype(np.int64)
     keys = (grid[:, 0] << 16) | (grid[:, 1] << 8) | grid[:, 2]
-    return len(np.unique(keys)) > 0.12 * len(keys)
+    return len(np.unique(keys)) > (0.25 if lossy else 0.12) * len(keys)
 
 
 def _scale(path: Path, ids: np.ndarray) -> float:
