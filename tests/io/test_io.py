@@ -290,6 +290,9 @@ def test_npy_rejects_bad_arrays(tmp_path):
     np.save(tmp_path / "3d.npy", np.zeros((2, 3, 4), np.int64))
     with pytest.raises(InputError, match="2-D"):
         read_label_map(tmp_path / "3d.npy")
+    (tmp_path / "notes.npy").write_text("0 1\n1 0\n")  # text, not numpy.save's format
+    with pytest.raises(InputError, match=r"notes.npy: not a .npy array \(saved with numpy.save\)$"):
+        read_label_map(tmp_path / "notes.npy")
 
 
 def test_photo_given_as_grayscale_label_map_is_refused(tmp_path):

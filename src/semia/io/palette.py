@@ -57,6 +57,11 @@ _MAX_ID_VALUE = 2**31  # .npy / grayscale label values must be integers below th
 def _decode_npy(path: Path, max_size: int | None, what: str) -> RawLabels:
     if not path.exists():
         raise InputError(f"{what} {path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{what} {path}: is a folder, expected a .npy file")
+    with path.open("rb") as f:
+        if f.read(6) != b"\x93NUMPY":
+            raise InputError(f"{what} {path}: not a .npy array (saved with numpy.save)")
     try:
         a = np.load(path, mmap_mode="r", allow_pickle=False)  # header first: no full read yet
     except (OSError, ValueError) as e:
