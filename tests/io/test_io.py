@@ -305,13 +305,15 @@ def test_photo_given_as_grayscale_label_map_is_refused(tmp_path):
 # --- targets ---------------------------------------------------------------------------------
 
 
-def test_target_snaps_to_source_palette_and_may_differ_in_size(tmp_path):
+def test_target_snaps_to_source_palette_and_may_differ_in_size(tmp_path, caplog):
     ids = scene_ids(90, 120)
     Image.fromarray(antialias(ids)).save(tmp_path / "l.png")
     target_ids = scene_ids(60, 150)  # another size and aspect ratio
     Image.fromarray(antialias(target_ids)).save(tmp_path / "t.png")
     src = read_label_map(tmp_path / "l.png")
-    tgt = read_target(tmp_path / "t.png", src)
+    with caplog.at_level("INFO"):
+        tgt = read_target(tmp_path / "t.png", src)
+    assert "t.png is 150x60, another shape than the source's 120x90" in caplog.text
     assert tgt.size == (60, 150)
     assert np.array_equal(tgt.palette, src.palette)
     truth = PALETTE[target_ids]

@@ -233,4 +233,15 @@ def read_target(
         log.warning(
             "target map %s: unknown %s mapped to source id %d", path, u.describe(), u.nearest
         )
+    (h, w), (sh, sw) = target.size, source.size
+    if abs(h * sw - w * sh) > 0.01 * max(h * sw, w * sh):
+        log.info(
+            "target map %s is %dx%d, another shape than the source's %dx%d: the result takes "
+            "the target's",
+            path,
+            w,
+            h,
+            sw,
+            sh,
+        )
     return target
