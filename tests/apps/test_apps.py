@@ -333,6 +333,22 @@ def test_segment_separates_sky_and_ground():
     assert sky != ground
 
 
+def test_removal_seeds_are_0_to_2_32_minus_1():
+    photo, image, labels, mask = _removal_scene()
+    for seed in (-1, 2**32, 2**63):
+        with pytest.raises(
+            InputError, match=f"seed must be a whole number in 0..4294967295, got {seed}"
+        ):
+            remove(image, mask, labels, seed=seed)
+        with pytest.raises(InputError, match="seed must be"):
+            removal_labels(image, mask, seed=seed)
+        with pytest.raises(InputError, match="seed must be"):
+            segment(photo, seed=seed)
+    seg = segment(photo, seed=2**32 - 1)  # above a C int: it overflowed OpenCV's seed
+    sky, ground = np.bincount(seg[:35].ravel()).argmax(), np.bincount(seg[45:].ravel()).argmax()
+    assert sky != ground
+
+
 def test_removal_bad_inputs(tmp_path):
     _, image, labels, mask = _removal_scene()
     with pytest.raises(InputError, match="empty"):

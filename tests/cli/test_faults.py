@@ -20,7 +20,8 @@ from conftest import PALETTE, antialias, scene_ids
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from semia.cli import main
+from semia.cli import build_parser, main
+from semia.cli.flags import THREADS_MAX
 from semia.config import GeneratorConfig, TrainConfig
 from semia.errors import InputError
 from semia.gan import SemIA
@@ -106,6 +107,43 @@ def test_output_location_problems_fail_before_the_work(tmp_path):
     r = _run("generate", "--model", str(tmp_path), "--target", str(tgt),
              "--out", str(tmp_path / "afile"))  # fmt: skip
     _assert_clean_error(r, 2, "is a file")
+
+
+@pytest.mark.parametrize("existing", [False, True])
+@pytest.mark.parametrize(
+    ("command", "second"), [("segment", "--overlay"), ("remove", "--save-labels")]
+)
+def test_two_outputs_of_one_file_are_refused(tmp_path, command, second, existing):
+    out = tmp_path / "same.png"
+    if existing:  # left by an earlier run: compared as files
+        out.write_bytes(b"earlier")
+    args = _command(command, tmp_path)
+    args[args.index("--out") + 1] = str(out)
+    r = _run(*args, second, str(tmp_path / "sub" / ".." / "same.png"))
+    _assert_clean_error(
+        r, 2, f"{second} {tmp_path}/sub/../same.png and --out {out} are the same file"
+    )
+    assert "input" not in r.stderr
+    assert out.exists() == existing and (not existing or out.read_bytes() == b"earlier")
+
+
+def test_an_output_equal_to_an_input_names_its_flag(tmp_path):
+    img, lab, _ = _scene(tmp_path)
+    args = _command("segment", tmp_path)
+    r = _run(*args, "--overlay", str(img))
+    _assert_clean_error(r, 2, f"--overlay {img} is the input file {img}")
+    r = _run(*_command("remove", tmp_path), "--save-labels", str(lab))
+    _assert_clean_error(r, 2, f"--save-labels {lab} is the input file {lab}")
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".jpeg", ".webp"])
+def test_remove_refuses_a_lossy_label_map_like_segment(tmp_path, suffix):
+    labels = tmp_path / f"labels{suffix}"
+    r = _run(*_command("remove", tmp_path), "--save-labels", str(labels))
+    _assert_clean_error(r, 2, f"--save-labels {labels}: a lossy format would blur the label")
+    r = _run(*_command("segment", tmp_path)[:-1], str(labels))
+    _assert_clean_error(r, 2, f"--out {labels}: a lossy format would blur the label")
+    assert not (tmp_path / "o.png").exists() and not labels.exists()
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
@@ -215,6 +253,127 @@ def test_bad_analogy_settings_are_refused(tmp_path, flags):
     assert not (tmp_path / "o.png").exists()
 
 
+def _command(name: str, tmp_path: Path) -> list[str]:
+    """`semia NAME` with every file it needs (a small scene in tmp_path), up to its settings."""
+    img, lab, tgt = _scene(tmp_path)
+    files = {
+        "analogy": ["--image", img, "--label", lab, "--target", tgt, "--out", "o.png"],
+        "remove": ["--image", img, "--mask", lab, "--out", "o.png"],
+        "train": ["--image", img, "--label", lab, "--out", "m", "--dry-run"],
+        "generate": ["--model", "m", "--target", tgt, "--out", "g"],
+        "segment": ["--image", img, "--scribbles", lab, "--out", "o.png"],
+        "demo": ["--out", "d", "--examples", "none"],
+    }[name]
+    return [name, *(f if str(f).startswith("--") else str(tmp_path / f) for f in files)]
+
+
+SEED_COMMANDS = ["analogy", "remove", "train", "generate", "segment", "demo"]
+
+
+BAD_SEEDS = ["-1", "4294967296", "9223372036854775808", "-9223372036854775809",
+             "99999999999999999999", "1.5"]  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", BAD_SEEDS)
+@pytest.mark.parametrize("command", SEED_COMMANDS)
+def test_seeds_outside_0_to_2_32_minus_1_are_usage_errors(tmp_path, command, seed):
+    r = _run(*_command(command, tmp_path), "--seed", seed)
+    _assert_clean_error(r, 2, "argument --seed: expected a whole number in 0..4294967295")
+    assert not (tmp_path / "o.png").exists()
+
+
+@pytest.mark.parametrize("command", SEED_COMMANDS)
+def test_the_seed_range_ends_are_accepted(tmp_path, command):
+    for seed in (0, 2**32 - 1):
+        args = build_parser().parse_args([*_command(command, tmp_path), "--seed", str(seed)])
+        assert args.seed == seed
+
+
+def test_samples_may_not_take_the_seed_past_the_range(tmp_path):
+    r = _run(*_command("analogy", tmp_path), "--seed", "4294967295", "--samples", "2")
+    _assert_clean_error(r, 2, "--seed 4294967295 with --samples 2", "at most 4294967294")
+    assert not list(tmp_path.glob("o*.png"))
+
+
+@pytest.mark.parametrize("threads", ["100000", str(THREADS_MAX + 1), "-3", "two"])
+def test_threads_outside_0_to_the_maximum_are_usage_errors(tmp_path, threads):
+    assert max(256, os.cpu_count() or 1) == THREADS_MAX
+    r = _run(*_command("analogy", tmp_path), "--threads", threads)
+    _assert_clean_error(r, 2, f"argument --threads: expected a whole number in 0..{THREADS_MAX}")
+    assert not (tmp_path / "o.png").exists()
+    for good in (0, THREADS_MAX):
+        args = [*_command("analogy", tmp_path), "--threads", str(good)]
+        assert build_parser().parse_args(args).threads == good
+
+
+def test_demo_refuses_negative_gan_iters(tmp_path):
+    r = _run("demo", "--out", str(tmp_path / "d"), "--gan-iters", "-1")
+    _assert_clean_error(r, 2, "argument --gan-iters: expected a whole number in 0..10000000")
+    assert not (tmp_path / "d").exists()
+
+
+def test_a_sketch_of_another_aspect_than_the_target_names_the_target(tmp_path):
+    img, lab, _ = _scene(tmp_path)  # 64x48
+    square = tmp_path / "square.png"
+    Image.fromarray(antialias(scene_ids(48, 48))).save(square)
+    sketch = np.full((48, 64, 3), 255, np.uint8)
+    sketch[20:22] = 0
+    Image.fromarray(sketch).save(tmp_path / "sketch.png")
+    r = _run("analogy", "--image", str(img), "--label", str(lab), "--target", str(square),
+             "--sketch", str(tmp_path / "sketch.png"), "--out", str(tmp_path / "o.png"),
+             "--unknown-labels", "nearest")  # fmt: skip
+    _assert_clean_error(
+        r, 2, f"--sketch {tmp_path / 'sketch.png'} is 64x48 px but --target {square} is 48x48"
+    )
+    assert "photo" not in r.stderr
+
+
+def test_an_unreadable_sketch_is_called_a_sketch(tmp_path):
+    img, _, _ = _scene(tmp_path)
+    (tmp_path / "empty.png").write_bytes(b"")
+    r = _run("analogy", "--image", str(img), "--sketch", str(tmp_path / "empty.png"),
+             "--out", str(tmp_path / "o.png"))  # fmt: skip
+    _assert_clean_error(r, 2, f"--sketch {tmp_path / 'empty.png'}: the file is empty")
+    assert "image" not in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "flag"),
+    [("edges", "--image"), ("train", "--image"), ("evaluate", "--image"),
+     ("evaluate", "--output")],
+)  # fmt: skip
+def test_images_below_8x8_are_named(tmp_path, command, flag):
+    img, lab, tgt = _scene(tmp_path)
+    tiny, tiny_label = tmp_path / "tiny.png", tmp_path / "tiny_label.png"
+    Image.fromarray(np.full((4, 6, 3), 128, np.uint8)).save(tiny)
+    Image.fromarray(np.zeros((4, 6, 3), np.uint8)).save(tiny_label)
+    source = (
+        ["--image", tiny, "--label", tiny_label]
+        if flag == "--image"
+        else ["--image", img, "--label", lab]
+    )
+    args = {
+        "edges": ["--image", tiny, "--out", tmp_path / "o.png"],
+        "train": [*source, "--out", tmp_path / "m"],
+        "evaluate": [*source, "--target", tgt, "--output", tiny if flag == "--output" else img],
+    }[command]  # fmt: skip
+    r = _run(command, *map(str, args))
+    _assert_clean_error(r, 2, f"{flag} {tiny} is 6x4 px; use at least 8x8")
+    assert not (tmp_path / "o.png").exists() and not (tmp_path / "m").exists()
+
+
+def test_evaluate_says_when_the_aspect_ratios_differ(tmp_path):
+    img, lab, tgt = _scene(tmp_path)  # 64x48
+    args = ["evaluate", "--image", str(img), "--label", str(lab), "--target", str(tgt)]
+    for size, advice in [((48, 48), "their aspect ratios differ"), ((32, 24), "--max-size")]:
+        output = tmp_path / f"out{size[0]}.png"
+        Image.fromarray(np.full((size[1], size[0], 3), 128, np.uint8)).save(output)
+        r = _run(*args, "--output", str(output), "--max-size", "64")
+        _assert_clean_error(r, 2, f"is {size[0]}x{size[1]} but the target map is 64x48", advice)
+        other = "--max-size" if advice != "--max-size" else "aspect ratios"
+        assert other not in r.stderr
+
+
 def test_preset_and_config_file_layers(tmp_path, capsys):
     base = ["train", "--image", "i", "--label", "l", "--out", "o", "--dry-run"]
     assert main([*base, "--preset", "original"]) == 0
@@ -301,6 +460,23 @@ def test_crafted_or_damaged_model_files_are_refused(trained, tmp_path, change):
              "--out", str(tmp_path / "out"))  # fmt: skip
     _assert_clean_error(r, 2, "model")
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_a_model_without_generator_weights_is_a_one_line_error(trained, tmp_path):
+    from safetensors import safe_open
+
+    stored = load_file(trained / ckpt.MODEL_FILE)
+    with safe_open(str(trained / ckpt.MODEL_FILE), framework="pt") as f:
+        metadata = dict(f.metadata())
+    kept = {k: v for k, v in stored.items() if not k.startswith("G.")}
+    (tmp_path / "m").mkdir()
+    save_file(kept, tmp_path / "m" / ckpt.MODEL_FILE, metadata=metadata)
+    r = _run("generate", "--model", str(tmp_path / "m"), "--target",
+             str(trained.parent / "target.png"), "--out", str(tmp_path / "out"))  # fmt: skip
+    missing = len(stored) - len(kept)
+    _assert_clean_error(r, 2, f"{missing} of the {missing} generator weights are missing",
+                        "not a complete semia model")  # fmt: skip
+    assert r.stderr.count("\n") == 1 and len(r.stderr) < 400, r.stderr
 
 
 def test_generate_checks_every_target_before_writing(trained, tmp_path):

@@ -157,3 +157,64 @@ def test_train_state_roundtrip_and_mismatch(tmp_path):
         ckpt.load_train_state(tmp_path)
     with pytest.raises(ValueError, match="no training state"):
         ckpt.load_train_state(tmp_path / "missing")
+
+
+def _saved_model(tmp_path):
+    """A tiny untrained SemIA saved to tmp_path / "model": its tensors and metadata."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from semia.gan import SemIA
+    from semia.gan.networks import Generator
+
+    config = TrainConfig(generator=GeneratorConfig(base_channels=8, label_channels=8))
+    rng = np.random.default_rng(0)
+    palette = np.array([[0, 0, 0], [255, 0, 0], [0, 0, 255]], np.uint8)
+    model = SemIA(
+        Generator(len(palette), config.generator),
+        rng.random((16, 16, 3), dtype=np.float32),
+        rng.integers(0, 3, (16, 16)),
+        palette,
+        config,
+    )
+    model.save(tmp_path / "model")
+    path = tmp_path / "model" / ckpt.MODEL_FILE
+    with safe_open(str(path), framework="pt") as f:
+        metadata = dict(f.metadata())
+    return path, load_file(path), metadata
+
+
+def test_a_model_without_its_generator_weights_is_a_one_line_error(tmp_path):
+    from safetensors.torch import save_file
+
+    from semia.errors import InputError
+    from semia.gan import SemIA
+
+    path, tensors, metadata = _saved_model(tmp_path)
+    weights = [k for k in tensors if k.startswith("G.")]
+    save_file({k: v for k, v in tensors.items() if k not in weights}, path, metadata=metadata)
+    with pytest.raises(InputError) as error:
+        SemIA.load(path.parent)
+    message = str(error.value)
+    assert "\n" not in message and len(message) < 400, message
+    assert f"{len(weights)} of the {len(weights)} generator weights are missing" in message
+    assert str(path) in message and "not a complete semia model" in message
+    assert sum(w in message for w in weights) == 3 and ", ...)" in message
+
+
+def test_generator_weights_of_another_shape_or_name_are_named(tmp_path):
+    from safetensors.torch import save_file
+
+    from semia.errors import InputError
+    from semia.gan import SemIA
+
+    path, tensors, metadata = _saved_model(tmp_path)
+    name = next(k for k in tensors if k.startswith("G.") and tensors[k].ndim == 4)
+    tensors[name] = torch.zeros(1, 1, 1, 1)
+    tensors["G.extra.weight"] = torch.zeros(2)
+    save_file(tensors, path, metadata=metadata)
+    with pytest.raises(InputError) as error:
+        SemIA.load(path.parent)
+    message = str(error.value)
+    assert "\n" not in message, message
+    assert f"1 unknown (G.extra.weight); 1 of another shape ({name})" in message

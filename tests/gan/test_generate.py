@@ -174,6 +174,18 @@ def test_generate_rejects_an_init_of_another_size():
         )
 
 
+def test_seeds_outside_0_to_2_32_minus_1_are_refused(tmp_path):
+    model = _model(_plain())
+    for seed in (-1, 2**32):
+        with pytest.raises(
+            ValueError, match=f"seed must be a whole number in 0..4294967295, got {seed}"
+        ):
+            model.generate(_edit(model.source_labels), seed=seed)
+        with pytest.raises(ValueError, match="seed must be"):
+            SemIA.train(model.source_image, model.source_labels, tmp_path, seed=seed)
+    assert not any(tmp_path.iterdir())  # refused before the model folder is touched
+
+
 def test_model_file_stores_the_generate_settings(tmp_path):
     settings = GenerateConfig(init="fill", composite_margin=5, anchor_sigma=2.0)
     model = _model(settings)

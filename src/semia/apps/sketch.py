@@ -23,17 +23,22 @@ ASPECT_TOLERANCE = 0.03  # relative aspect-ratio difference accepted between ske
 _MIN_CONTRAST = 0.15  # lines must be this much darker than the paper (of 1)
 
 
-def check_aspect(shape: tuple[int, int], size: tuple[int, int], what: str) -> None:
-    """InputError unless an (H, W) `shape` has the aspect ratio of `size` (H, W)."""
+def check_aspect(
+    shape: tuple[int, int], size: tuple[int, int], what: str, against: str = "the photo"
+) -> None:
+    """InputError unless an (H, W) `shape` has the aspect ratio of `size` (H, W), that of
+    `against` (named in the message)."""
     ratio = (shape[1] / shape[0]) / (size[1] / size[0])
     if abs(ratio - 1.0) > ASPECT_TOLERANCE:
         raise InputError(
-            f"{what} is {shape[1]}x{shape[0]} px but the photo is {size[1]}x{size[0]}: draw it "
-            "with the photo's aspect ratio (any size; it is rescaled)"
+            f"{what} is {shape[1]}x{shape[0]} px but {against} is {size[1]}x{size[0]}: draw it "
+            "with that aspect ratio (any size; it is rescaled)"
         )
 
 
-def sketch_edges(sketch: np.ndarray, size: tuple[int, int], what: str = "sketch") -> np.ndarray:
+def sketch_edges(
+    sketch: np.ndarray, size: tuple[int, int], what: str = "sketch", against: str = "the photo"
+) -> np.ndarray:
     """Edge map of a sketch image, at the wanted size.
 
     Args:
@@ -41,6 +46,7 @@ def sketch_edges(sketch: np.ndarray, size: tuple[int, int], what: str = "sketch"
             light on dark); any size of the photo's aspect ratio.
         size: (H, W) of the edge map to return.
         what: name for error messages.
+        against: what has the wanted size (the photo, or a target map), for error messages.
 
     Returns:
         (H, W) float32 in {0, 1}, 1 on the one-pixel-wide lines.
@@ -54,7 +60,7 @@ def sketch_edges(sketch: np.ndarray, size: tuple[int, int], what: str = "sketch"
     gray = a.astype(np.float32).mean(2) if a.ndim == 3 else a.astype(np.float32)
     if gray.ndim != 2 or min(gray.shape) < 2:
         raise InputError(f"{what} must be an image, got an array of shape {np.shape(sketch)}")
-    check_aspect(gray.shape, size, what)
+    check_aspect(gray.shape, size, what, against)
     dark = 1.0 - gray
     if np.median(dark) > 0.5:  # light lines on a dark background
         dark = 1.0 - dark

@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING
 
 from semia.cli.flags import (
     COMMON,
+    SEED_MAX,
     add_config_flags,
     add_device_flag,
     add_input_flags,
+    add_seed_flag,
     add_settings_flags,
     check_max_size,
     check_output,
@@ -52,10 +54,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="detail of the photo's edge map for --sketch, 0..1 (default: that of semia edges)",
     )  # fmt: skip
     p.add_argument("--out", required=True, help="output image file (.png, .jpg, ...)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    add_seed_flag(p)
     p.add_argument(
         "--samples", type=int, default=1, help="write K results with seeds seed..seed+K-1 "
-        "as OUT_0, OUT_1, ... (default: 1)",
+        f"(at most {SEED_MAX}) as OUT_0, OUT_1, ... (default: 1)",
     )  # fmt: skip
     add_device_flag(p)
     add_input_flags(p)
@@ -114,6 +116,12 @@ def run(args: argparse.Namespace) -> int:
     check_max_size(args)
     if not 1 <= args.samples <= 1000:
         raise InputError(f"--samples must be between 1 and 1000, got {args.samples}")
+    if args.seed + args.samples - 1 > SEED_MAX:
+        raise InputError(
+            f"--seed {args.seed} with --samples {args.samples} needs seeds up to "
+            f"{args.seed + args.samples - 1}, above {SEED_MAX}: use a --seed of at most "
+            f"{SEED_MAX - args.samples + 1}"
+        )
     out = Path(args.out)
     paths = [out] if args.samples == 1 else [
         out.with_name(f"{out.stem}_{k}{out.suffix}") for k in range(args.samples)
@@ -126,8 +134,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         image, labels = load_scene(args.image, args.label, args.max_size)
         target = read_target(args.target, labels, args.unknown_labels, args.max_size)
-    size = image.shape[:2] if target is None else target.ids.shape
-    sketch = None if args.sketch is None else _read_sketch(args.sketch, size)
+    sketch = None
+    if args.sketch is not None:
+        against = "the photo" if target is None else f"--target {args.target}"
+        size = image.shape[:2] if target is None else target.ids.shape
+        sketch = read_sketch(args.sketch, size, against)
     for k, path in enumerate(paths):
         t0 = time.perf_counter()
         result = run_analogy(
@@ -148,11 +159,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_sketch(path: str, size: tuple[int, int]) -> np.ndarray:
-    """The sketch image (h, w, 3) float, checked here so errors name the file."""
+def read_sketch(path: str, size: tuple[int, int], against: str) -> np.ndarray:
+    """The --sketch image (h, w, 3) float, checked here so errors name the flag and file:
+    `size` (H, W) is that of `against` (the photo or a target map)."""
     from semia.apps.sketch import sketch_edges
     from semia.io import read_image
 
-    sketch = read_image(path, 2048)
-    sketch_edges(sketch, size, f"--sketch {path}")  # raises on another aspect or a blank sketch
+    try:
+        sketch = read_image(path, 2048)
+    except InputError as e:  # read_image calls every file an image
+        raise InputError(str(e).replace(f"image {path}", f"--sketch {path}", 1)) from None
+    sketch_edges(sketch, size, f"--sketch {path}", against)  # another aspect, a blank sketch
     return sketch

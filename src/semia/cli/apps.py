@@ -12,8 +12,12 @@ from semia.cli.flags import (
     add_config_flags,
     add_device_flag,
     add_input_flags,
+    add_seed_flag,
     add_settings_flags,
+    check_distinct_outputs,
+    check_label_output,
     check_max_size,
+    check_min_size,
     check_output,
     config_from_args,
     resolve_device,
@@ -64,7 +68,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="remove every region of the class with this colour in --label (#rrggbb or r,g,b)",
     )  # fmt: skip
     p.add_argument("--out", required=True, help="output image file")
-    p.add_argument("--save-labels", metavar="PATH", help="also write the filled label map")
+    p.add_argument(
+        "--save-labels", metavar="PNG", help="also write the filled label map (.png: exact colours)"
+    )
     p.add_argument(
         "--method",
         choices=("analogy", "gan"),
@@ -72,7 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="analogy (training-free, default) or gan (needs --model)",
     )
     p.add_argument("--model", help="trained SemIA model folder for --method gan")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    add_seed_flag(p)
     add_device_flag(p)
     add_input_flags(p)
     add_settings_flags(p)
@@ -89,6 +95,7 @@ def run_edges(args: argparse.Namespace) -> int:
     check_max_size(args)
     out = check_output(Path(args.out), args.image)
     image = read_image(args.image, args.max_size)
+    check_min_size(image, f"--image {args.image}")
     t0 = time.perf_counter()
     lines = edges(image, args.edge_detail)
     written = write_image(out, 1.0 - lines)  # dark lines on white, like a drawing
@@ -118,7 +125,10 @@ def run_remove(args: argparse.Namespace) -> int:
     check_max_size(args)
     out = check_output(Path(args.out), args.image, args.mask, args.label)
     if args.save_labels is not None:
-        check_output(Path(args.save_labels), args.image, args.mask, args.label, args.out)
+        check_distinct_outputs({"--out": args.out, "--save-labels": args.save_labels})
+        check_label_output(
+            Path(args.save_labels), args.image, args.mask, args.label, flag="--save-labels"
+        )
     device = resolve_device(args.device)
     if args.label is None:
         image, labels = read_image(args.image, args.max_size), None

@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 
 from semia.cli.analogy import run_analogy
-from semia.cli.flags import COMMON, add_device_flag, resolve_device
+from semia.cli.flags import COMMON, add_device_flag, add_seed_flag, resolve_device, whole_number
 from semia.cli.progress import Bar
 from semia.config import PatchConfig, TrainConfig
 from semia.errors import InputError
@@ -20,6 +20,7 @@ log = logging.getLogger("semia")
 DEMO_MAX_SIZE = 192  # longest side of the packaged scenes in `semia demo`
 DEMO_GAN_ITERS = 300  # GAN iterations in `semia demo` (a shortened default schedule)
 DEMO_GAN_SCENE = "tree"  # the packaged scene the demo trains the GAN on
+_ITERS_MAX = next(f for f in dataclasses.fields(TrainConfig) if f.name == "iters").metadata["hi"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Run semantic image analogy on the examples shipped with the package.",
     )
     p.add_argument("--out", default="semia-demo", help="output folder (default: semia-demo)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    add_seed_flag(p)
     p.add_argument(
         "--examples",
         metavar="DIR",
@@ -46,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--gan-iters",
-        type=int,
+        type=whole_number(0, _ITERS_MAX),
         default=DEMO_GAN_ITERS,
         metavar="N",
         help=f"also train the SemIA GAN on the {DEMO_GAN_SCENE} scene for N iterations (a "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import typing
 from pathlib import Path
 from typing import Any
@@ -16,16 +17,48 @@ from typing import Any
 from semia.config import Config, ConfigError, InputConfig, load_config_file
 from semia.errors import InputError
 
+SEED_MAX = 2**32 - 1  # seeds are 0..SEED_MAX: what every random source semia uses accepts
+# --threads above this (or above the cores, on larger machines) only start idle threads: 1024
+# take minutes to start on 2 cores, 100000 crash OpenBLAS; 0 already means one per core
+THREADS_MAX = max(256, os.cpu_count() or 1)
+
+
+def whole_number(lo: int, hi: int) -> Any:
+    """An argparse type: a whole number in lo..hi (argparse's error names the flag)."""
+
+    def parse(text: str) -> int:
+        error = argparse.ArgumentTypeError(f"expected a whole number in {lo}..{hi}, got {text!r}")
+        try:
+            value = int(text)
+        except ValueError:
+            raise error from None
+        if not lo <= value <= hi:
+            raise error
+        return value
+
+    parse.__name__ = "int"
+    return parse
+
+
 COMMON = argparse.ArgumentParser(add_help=False)  # flags every command has
 COMMON.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
 COMMON.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
 COMMON.add_argument(
-    "--threads", type=int, default=0, metavar="N",
-    help="CPU threads for torch (default: 0 = torch's default, one per core); 1 is often "
-    "faster on a machine busy with other work",
+    "--threads", type=whole_number(0, THREADS_MAX), default=0, metavar="N",
+    help=f"CPU threads for torch, 0..{THREADS_MAX} (default: 0 = torch's default, one per "
+    "core); 1 is often faster on a machine busy with other work",
 )  # fmt: skip
 
 DEVICES = ("auto", "cpu", "cuda")
+LOSSY_SUFFIXES = (".jpg", ".jpeg", ".webp")  # label maps are refused in these
+MIN_SIDE = 8  # the smallest side the GAN, the evaluation and the edge maps accept
+
+
+def add_seed_flag(parser: argparse.ArgumentParser, what: str = "random seed") -> None:
+    parser.add_argument(
+        "--seed", type=whole_number(0, SEED_MAX), default=0, metavar="S",
+        help=f"{what}, 0..{SEED_MAX} (default: 0)",
+    )  # fmt: skip
 
 
 def _flag(dest: str) -> str:
@@ -199,7 +232,14 @@ def add_device_flag(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def check_output(path: Path, *inputs: str | Path | None) -> Path:
+def check_min_size(array: Any, what: str) -> None:
+    """Refuse an image or map (H, W, ...) with a side below MIN_SIDE, naming it (flag, file)."""
+    height, width = array.shape[:2]
+    if min(height, width) < MIN_SIDE:
+        raise InputError(f"{what} is {width}x{height} px; use at least {MIN_SIDE}x{MIN_SIDE}")
+
+
+def check_output(path: Path, *inputs: str | Path | None, flag: str = "--out") -> Path:
     """An output image path: an image suffix, not one of the inputs, a writable location.
 
     Checked before any computation, so a bad --out fails at once instead of after the work.
@@ -208,20 +248,44 @@ def check_output(path: Path, *inputs: str | Path | None) -> Path:
 
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         raise InputError(
-            f"--out {path}: give an image file name ending in one of {', '.join(IMAGE_SUFFIXES)}"
+            f"{flag} {path}: give an image file name ending in one of {', '.join(IMAGE_SUFFIXES)}"
         )
     for source in inputs:
         if source is not None and Path(source).exists() and _same_file(path, Path(source)):
             raise InputError(
-                f"--out {path} is the input file {source}; writing would overwrite it: choose "
+                f"{flag} {path} is the input file {source}; writing would overwrite it: choose "
                 "another output name"
             )
     check_writable(path)
     return path
 
 
+def check_label_output(path: Path, *inputs: str | Path | None, flag: str = "--out") -> Path:
+    """`check_output` for a label map: a lossless format too, so its colours stay exact."""
+    if path.suffix.lower() in LOSSY_SUFFIXES:
+        raise InputError(
+            f"{flag} {path}: a lossy format would blur the label colours; write a .png"
+        )
+    return check_output(path, *inputs, flag=flag)
+
+
+def check_distinct_outputs(outputs: dict[str, str | Path | None]) -> None:
+    """Refuse two outputs (flag -> path; None = not written) that are the same file."""
+    given = [(flag, Path(path)) for flag, path in outputs.items() if path is not None]
+    for i, (flag, path) in enumerate(given):
+        for other_flag, other in given[:i]:
+            if _same_file(path, other):
+                raise InputError(
+                    f"{flag} {path} and {other_flag} {other} are the same file; one would "
+                    "overwrite the other: give them different names"
+                )
+
+
 def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file: two existing ones (hard links too), else one place."""
     try:
-        return a.exists() and a.samefile(b)
+        if a.exists() and b.exists():
+            return a.samefile(b)
     except OSError:
-        return a.resolve() == b.resolve()
+        pass  # not readable: compare the paths
+    return a.resolve() == b.resolve()

@@ -15,9 +15,11 @@ from semia.cli.flags import (
     add_config_flags,
     add_device_flag,
     add_input_flags,
+    add_seed_flag,
     add_settings_flags,
     add_unknown_labels_flag,
     check_max_size,
+    check_min_size,
     config_from_args,
     resolve_device,
 )
@@ -44,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--label", help="label map of the source photo (not needed with --condition edges)"
     )
     p.add_argument("--out", required=True, help="model folder")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    add_seed_flag(p)
     p.add_argument(
         "--preview-target", nargs="*", default=[], metavar="P2",
         help="target label maps drawn on the preview sheets",
@@ -83,10 +85,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--max-size", type=int, default=None, metavar="PX",
         help="downscale targets to this longest side (default: the model's source size)",
     )  # fmt: skip
-    p.add_argument(
-        "--seed", type=int, default=0,
-        help="seed of the training-free result G refines (generate.init analogy; default: 0)",
-    )  # fmt: skip
+    add_seed_flag(p, "seed of the training-free result G refines (generate.init analogy)")
     add_unknown_labels_flag(p)
     add_device_flag(p)
     add_config_flags(p, GenerateConfig, prefix="generate__")
@@ -120,6 +119,7 @@ def run_train(args: argparse.Namespace) -> int:
         image, labels = read_image(args.image, args.max_size), None
     else:
         image, labels = load_scene(args.image, args.label, args.max_size)
+    check_min_size(image, f"--image {args.image}")
     previews = [
         read_target(p, labels, args.unknown_labels, args.max_size) for p in args.preview_target
     ]
@@ -172,6 +172,8 @@ def run_generate(args: argparse.Namespace) -> int:
     source = model.labels
     max_size = args.max_size or max(source.size)
     targets = [read_target(path, source, args.unknown_labels, max_size) for path in args.target]
+    for path, target in zip(args.target, targets, strict=True):
+        check_min_size(target.ids, f"--target {path}")
     sketches = _read_sketches(args, model, targets)
     if not targets:
         targets = [None] * len(sketches)
@@ -194,9 +196,8 @@ def run_generate(args: argparse.Namespace) -> int:
 
 def _read_sketches(args: argparse.Namespace, model, targets: list) -> list:
     """The --sketch images, checked against the model's condition and the targets."""
-    from semia.apps.sketch import sketch_edges
+    from semia.cli.analogy import read_sketch
     from semia.gan.conditions import uses_edges, uses_labels
-    from semia.io import read_image
 
     condition = model.condition
     if uses_labels(condition) and not args.target:
@@ -214,9 +215,10 @@ def _read_sketches(args: argparse.Namespace, model, targets: list) -> list:
             f"{len(args.target)} targets)"
         )
     sketches = []
-    for i, path in enumerate(args.sketch):
-        sketch = read_image(path, 2048)
-        size = targets[i].ids.shape if targets else model.source_labels.shape
-        sketch_edges(sketch, size, f"--sketch {path}")  # another aspect, a blank sketch: exit 2
-        sketches.append(sketch)
+    for i, path in enumerate(args.sketch):  # of the i-th target's aspect, else the photo's
+        if targets:
+            size, against = targets[i].ids.shape, f"--target {args.target[i]}"
+        else:
+            size, against = model.source_labels.shape, "the photo"
+        sketches.append(read_sketch(path, size, against))
     return sketches

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from semia.cli.flags import COMMON, add_source_args, add_unknown_labels_flag, check_max_size
+from semia.cli.flags import (
+    COMMON,
+    add_source_args,
+    add_unknown_labels_flag,
+    check_max_size,
+    check_min_size,
+)
 from semia.errors import InputError
 
 
@@ -80,14 +86,21 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     check_max_size(args)
     output = read_image(args.output)
+    check_min_size(output, f"--output {args.output}")
     max_size = args.max_size or max(output.shape[:2])
     image, labels = load_scene(args.image, args.label, max_size)
+    check_min_size(image, f"--image {args.image}")
     target = read_target(args.target, labels, args.unknown_labels, max_size)
     if output.shape[:2] != target.size:
+        (oh, ow), (th, tw) = output.shape[:2], target.size
+        advice = (
+            "their aspect ratios differ: judge an output made from this target"
+            if abs(ow * th - tw * oh) > max(ow, oh, tw, th)  # more than a rounding pixel
+            else "they must match: pass the --max-size the output was made with"
+        )
         raise InputError(
-            f"output {args.output} is {output.shape[1]}x{output.shape[0]} but the target map is "
-            f"{target.size[1]}x{target.size[0]} (read at a longest side of {max_size} px); "
-            "they must match: pass the --max-size the output was made with"
+            f"output {args.output} is {ow}x{oh} but the target map is {tw}x{th} (read at a "
+            f"longest side of {max_size} px); {advice}"
         )
     reference = None
     if args.reference is not None:

@@ -7,12 +7,16 @@ import logging
 import time
 from pathlib import Path
 
-from semia.cli.flags import COMMON, check_max_size, check_output
-from semia.errors import InputError
+from semia.cli.flags import (
+    COMMON,
+    add_seed_flag,
+    check_distinct_outputs,
+    check_label_output,
+    check_max_size,
+    check_output,
+)
 
 log = logging.getLogger(__name__)
-
-_LOSSY = (".jpg", ".jpeg", ".webp")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--max-size", type=int, default=None, metavar="PX",
         help="downscale the photo to this longest side first (default: its own size)",
     )  # fmt: skip
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    add_seed_flag(p)
     p.set_defaults(func=run)
 
 
@@ -44,16 +48,10 @@ def run(args: argparse.Namespace) -> int:
     from semia.segment import overlay, read_scribbles, segment
 
     check_max_size(args)
-    if Path(args.out).suffix.lower() in _LOSSY:
-        raise InputError(
-            f"--out {args.out}: a lossy format would blur the label colours; write a .png"
-        )
-    check_output(Path(args.out), args.image, args.scribbles)
+    check_label_output(Path(args.out), args.image, args.scribbles)
     if args.overlay:
-        try:
-            check_output(Path(args.overlay), args.image, args.scribbles)
-        except InputError as e:
-            raise InputError(str(e).replace("--out", "--overlay", 1)) from None
+        check_distinct_outputs({"--out": args.out, "--overlay": args.overlay})
+        check_output(Path(args.overlay), args.image, args.scribbles, flag="--overlay")
     image = read_image(args.image, max_size=args.max_size)
     scribbles = read_scribbles(args.scribbles)
     start = time.perf_counter()

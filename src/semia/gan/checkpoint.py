@@ -219,6 +219,37 @@ def _check_model_tensors(path: Path, tensors: dict[str, torch.Tensor], num_class
             raise _model_error(path, f"its weight {name[2:]} holds NaN or infinite values")
 
 
+def _some_weights(names: list[str], shown: int = 3) -> str:
+    """The first few of the G.* weight names, for a one-line message."""
+    return ", ".join(f"G.{n}" for n in names[:shown]) + (", ..." if len(names) > shown else "")
+
+
+def check_generator_state(
+    path: Path, state: dict[str, torch.Tensor], generator: torch.nn.Module
+) -> None:
+    """InputError unless `state` (the stored G.* weights, prefix dropped) holds exactly the
+    weights of `generator`, each of its shape; the message names a few of the others."""
+    expected = generator.state_dict()
+    missing = [k for k in expected if k not in state]
+    if missing:
+        raise InputError(
+            f"model {path}: {len(missing)} of the {len(expected)} generator weights are "
+            f"missing ({_some_weights(missing)}); it is not a complete semia model: retrain it "
+            "or pass the right model folder"
+        )
+    unexpected = [k for k in state if k not in expected]
+    reshaped = [k for k in expected if state[k].shape != expected[k].shape]
+    if unexpected or reshaped:
+        found = f"{len(unexpected)} unknown ({_some_weights(unexpected)})" if unexpected else ""
+        if reshaped:
+            found += "; " if found else ""
+            found += f"{len(reshaped)} of another shape ({_some_weights(reshaped)})"
+        raise InputError(
+            f"model {path}: its generator weights do not fit this semia version's generator "
+            f"({found}): retrain the model with this version"
+        )
+
+
 def load_model(path: str | Path) -> ModelFile:
     """Read an inference file written by `save_model` (MODEL_DIR or the file itself).
 

@@ -15,7 +15,14 @@ import torch
 from semia.config import PatchConfig, TrainConfig
 from semia.errors import InputError
 from semia.gan import trainer
-from semia.gan.checkpoint import MODEL_FILE, ModelFile, load_model, save_model
+from semia.gan.checkpoint import (
+    MODEL_FILE,
+    ModelFile,
+    check_generator_state,
+    load_model,
+    resolve_model_path,
+    save_model,
+)
 from semia.gan.conditions import (
     condition_channels,
     edge_channel,
@@ -33,6 +40,12 @@ from semia.io.palette import default_palette
 from semia.ops import gaussian_blur
 
 _COPIED = 1.0 / 255  # init "analogy": a pixel this close to the source's (in [-1, 1]) is a copy
+SEED_MAX = 2**32 - 1  # seeds are 0..SEED_MAX, as on the command line
+
+
+def _check_seed(seed: int) -> None:
+    if not 0 <= seed <= SEED_MAX:
+        raise InputError(f"seed must be a whole number in 0..{SEED_MAX}, got {seed!r}")
 
 
 class SemIA:
@@ -102,6 +115,7 @@ class SemIA:
                 `semia.gan.trainer.train`.
         """
         image = as_image(image, "image", min_size=8)
+        _check_seed(kw.get("seed", 0))
         if labels is None:
             if uses_labels(config.condition):
                 raise InputError(
@@ -137,13 +151,8 @@ class SemIA:
             stored.config.generator,
             label_classes(stored.config.condition, len(stored.palette)),
         )
-        try:
-            generator.load_state_dict(stored.generator_state)
-        except RuntimeError as e:
-            raise InputError(
-                f"the generator weights in {path} do not match this semia version's generator "
-                f"({e}); retrain the model with this version"
-            ) from e
+        check_generator_state(resolve_model_path(path), stored.generator_state, generator)
+        generator.load_state_dict(stored.generator_state)
         generator.to(device)
         return cls(
             generator,
@@ -245,6 +254,7 @@ class SemIA:
                 "this model was trained on label maps only; train with --condition edges or "
                 "labels+edges to generate from sketches"
             )
+        _check_seed(seed)
         if target is None:
             target = np.zeros(self.source_labels.shape, np.int64)
         target = as_ids(target, "the target label map", num_classes=self.num_classes, min_size=8)
