@@ -250,15 +250,20 @@ def test_dry_run_lists_without_running(tmp_path, capsys):
     ("args", "message"),
     [
         (["--workers", "0"], "--workers 0"),
-        (["--seed", "-1"], "seed must be between 0 and 4294967295"),
-        (["--seed", "4294967296"], "seed must be between 0 and 4294967295"),
+        (["--seed", "-1"], "argument --seed: expected a whole number in 0..4294967295"),
+        (["--seed", "4294967296"], "argument --seed: expected a whole number in 0..4294967295"),
+        (["--worker-threads", "0"], "argument --worker-threads: expected a whole number in 1.."),
         (["--device", "tpu"], "--device tpu"),
     ],
 )
 def test_bad_flags_exit_2(tmp_path, capsys, args, message):
     root = copy_examples(tmp_path)
     manifest = write_jsonl(root / "jobs.jsonl", [line("tree", ["1"])])
-    assert main(["batch", str(manifest), "--out", str(tmp_path / "o"), *args]) == 2
+    try:
+        status = main(["batch", str(manifest), "--out", str(tmp_path / "o"), *args])
+    except SystemExit as e:  # argparse's own usage errors
+        status = e.code
+    assert status == 2
     assert message in capsys.readouterr().err
 
 

@@ -97,6 +97,20 @@ def test_seeds_give_variants_and_repeat(running):
     assert np.abs(a.astype(int) - b).mean() > 0.5
 
 
+def test_a_seed_outside_0_to_2_32_minus_1_is_a_400(running):
+    session = open_example(running, "tree")
+    for seed in (-1, 2**32):
+        response = running.client.post(
+            f"/api/sessions/{session['session']}/result",
+            params={"seed": seed},
+            content=np.ascontiguousarray(session_ids(session), np.uint8).tobytes(),
+            headers=RAW,
+        )
+        assert response.status_code == 400
+        message = response.json()["error"]
+        assert f"seed must be a whole number in 0..4294967295, got {seed}" in message
+
+
 def test_stateless_analogy_matches_the_library(running):
     response = running.client.post("/api/analogy", files=files("lake"), data={"seed": "3"})
     assert response.status_code == 200, response.text

@@ -53,6 +53,8 @@ def test_a_target_of_another_size_sets_the_output_size():
         ("target_class", "only 3 classes"),
         ("target_float", "integer"),
         ("missing_class", "does not contain"),
+        ("negative_seed", r"seed must be a whole number in 0\.\.4294967295, got -1"),
+        ("huge_seed", r"0\.\.4294967295, got 4294967296"),
     ],
 )
 def test_bad_inputs_raise_input_errors(change, match):
@@ -68,5 +70,6 @@ def test_bad_inputs_raise_input_errors(change, match):
         target = target.astype(np.float32)
     elif change == "missing_class":
         labels = LabelMap(np.where(labels.ids == 1, 0, labels.ids), PALETTE)
+    seed = {"negative_seed": -1, "huge_seed": 2**32}.get(change, 0)
     with pytest.raises(semia.InputError, match=match):
-        semia.analogy(image, labels, target)
+        semia.analogy(image, labels, target, seed=seed)

@@ -94,6 +94,9 @@ def test_bad_inputs_raise_clear_errors(scene):
         segment(image, Scribbles(demo_scribbles(truth).ids, PALETTE[:2]))
     with pytest.raises(InputError, match="image"):
         segment(image[..., :2], demo_scribbles(truth))
+    for seed in (-1, 2**32):
+        with pytest.raises(InputError, match=f"0..4294967295, got {seed}"):
+            segment(image, demo_scribbles(truth), seed=seed)
     with pytest.raises(ValueError, match="beta"):
         SegmentConfig(beta=0)
 

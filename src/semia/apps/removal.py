@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from semia.errors import InputError
+from semia.errors import InputError, check_seed
 from semia.io import LabelMap, as_ids, as_image
 from semia.io.images import open_image
 
@@ -57,12 +57,6 @@ _SEGMENTS = 6  # classes of a derived segmentation
 COLOUR_WEIGHT = 10.0  # analogy removal: weight of the smooth-colour guide (benchmarks/removal.py)
 COLOUR_SIGMA = 3.0  # its per-class blur, in pixels per 256 px of the photo's longest side
 _EPS = 1e-4  # membrane fill: pull towards the class mean (decides regions cut off from it)
-SEED_MAX = 2**32 - 1  # seeds are 0..SEED_MAX, as on the command line
-
-
-def _check_seed(seed: int) -> None:
-    if not 0 <= seed <= SEED_MAX:
-        raise InputError(f"seed must be a whole number in 0..{SEED_MAX}, got {seed!r}")
 
 
 # --- the mask ---------------------------------------------------------------------------------
@@ -398,7 +392,7 @@ def segment(
     )  # (H * W, 5): Lab in 0..255 and position weighted to matter less than colour
     use = np.ones(h * w, dtype=bool) if mask is None else ~np.asarray(mask).ravel()
     data = feats[use][:: max(1, int(use.sum()) // 20000)]
-    _check_seed(seed)
+    check_seed(seed)
     criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 30, 0.5)
     cv2.setRNGSeed(seed - 2**32 if seed >= 2**31 else seed)  # a C int: the same 32 bits, signed
     _, _, centres = cv2.kmeans(data, classes, None, criteria, 3, cv2.KMEANS_PP_CENTERS)
@@ -425,7 +419,7 @@ def removal_labels(
     """
     image = as_image(image)
     mask = check_mask(mask, image.shape[:2])
-    _check_seed(seed)
+    check_seed(seed)
     return fill_labels(_source_ids(image, mask, labels, seed), mask)
 
 
@@ -473,7 +467,7 @@ def remove(
     image = as_image(image)
     if method not in METHODS:
         raise InputError(f"method must be one of {METHODS}, got {method!r}")
-    _check_seed(seed)
+    check_seed(seed)
     mask = check_mask(mask, image.shape[:2])
     if method == "gan":
         if model is None:

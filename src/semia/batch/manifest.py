@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from semia.config import ConfigError, InputConfig, PatchConfig, TrainConfig
+from semia.errors import SEED_MAX
 from semia.io import InputError
 
 METHODS = ("analogy", "gan")
 UNKNOWN_LABELS = ("error", "nearest")
 REQUIRED = ("image", "label", "targets")
 JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
-MAX_SEED = 2**32 - 1  # seeds as the command line's --seed takes them
 
 
 def _scalar_fields(cls: type) -> dict[str, type]:
@@ -105,8 +105,8 @@ def check_settings(settings: dict[str, Any], where: str) -> dict[str, Any]:
             InputConfig(max_size=checked["max_size"])
         except ConfigError as e:
             raise InputError(f"{where}: max_size {str(e).split(': ', 1)[1]}") from None
-    if "seed" in checked and not 0 <= checked["seed"] <= MAX_SEED:
-        raise InputError(f"{where}: seed must be between 0 and {MAX_SEED}, got {checked['seed']}")
+    if "seed" in checked and not 0 <= checked["seed"] <= SEED_MAX:
+        raise InputError(f"{where}: seed must be between 0 and {SEED_MAX}, got {checked['seed']}")
     name = checked.get("name")
     if name is not None and (
         not name.strip() or Path(name).is_absolute() or ".." in Path(name).parts

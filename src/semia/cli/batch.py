@@ -7,8 +7,9 @@ import logging
 import sys
 from pathlib import Path
 
-from semia.cli.flags import COMMON, resolve_device
+from semia.cli.flags import COMMON, THREADS_MAX, resolve_device, whole_number
 from semia.config import InputConfig, TrainConfig
+from semia.errors import SEED_MAX
 
 log = logging.getLogger("semia")
 
@@ -47,7 +48,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--method", choices=("analogy", "gan"), default=None,
         help="method of the lines that do not set one (default: analogy)",
     )  # fmt: skip
-    p.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")
+    p.add_argument(
+        "--seed", type=whole_number(0, SEED_MAX), default=None, metavar="S",
+        help=f"random seed, 0..{SEED_MAX} (default: 0)",
+    )  # fmt: skip
     p.add_argument(
         "--max-size", type=int, default=None, metavar="PX",
         help=f"longest side of photos and maps (default: {InputConfig.max_size} for analogy, "
@@ -67,8 +71,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="parallel jobs (default: the CPU cores); with --ray local, that Ray's CPUs",
     )  # fmt: skip
     p.add_argument(
-        "--worker-threads", type=int, default=1, metavar="N",
-        help="torch CPU threads per job (default: 1)",
+        "--worker-threads", type=whole_number(1, THREADS_MAX), default=1, metavar="N",
+        help=f"torch CPU threads per job, 1..{THREADS_MAX} (default: 1)",
     )  # fmt: skip
     p.add_argument(
         "--ray", metavar="ADDRESS", default=None,
@@ -120,8 +124,6 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers {args.workers}: use at least 1")
-    if args.worker_threads < 1:
-        raise InputError(f"--worker-threads {args.worker_threads}: use at least 1")
     if args.device != "cpu" and not args.device.startswith("cuda"):
         raise InputError(f"--device {args.device}: use cpu or cuda")
     if args.device != "cpu" and args.ray in (None, "local"):  # a cluster's nodes may have GPUs

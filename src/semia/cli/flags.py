@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from semia.config import Config, ConfigError, InputConfig, load_config_file
-from semia.errors import InputError
+from semia.errors import SEED_MAX, InputError
 
-SEED_MAX = 2**32 - 1  # seeds are 0..SEED_MAX: what every random source semia uses accepts
 # --threads above this (or above the cores, on larger machines) only start idle threads: 1024
 # take minutes to start on 2 cores, 100000 crash OpenBLAS; 0 already means one per core
 THREADS_MAX = max(256, os.cpu_count() or 1)

@@ -112,6 +112,7 @@ from semia.editor.uploads import (
     read_sketch_upload,
     read_target_upload,
 )
+from semia.errors import check_seed
 from semia.io import InputError, LabelMap, find_scenes, load_scene, to_uint8
 
 log = logging.getLogger(__name__)
@@ -301,6 +302,7 @@ class Editor:
         session's newest request wins (older ones raise `Superseded`; work calls check() to
         give up early). Recorded as the session's result of (task, method) when still newest.
         """
+        check_seed(seed)
         if method not in METHODS:
             raise InputError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
         h = hashlib.sha256()
@@ -421,6 +423,7 @@ class Editor:
         return session.edges
 
     def stateless_analogy(self, photo: Upload, label: Upload, target: Upload, seed: int) -> bytes:
+        check_seed(seed)
         image, labels = read_scene(photo, label, self.config.max_size, self.config.max_pixels)
         tgt = read_target_upload(target, labels, self.config.max_size, self.config.max_pixels)
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from semia.config import PatchConfig, TrainConfig
-from semia.errors import InputError
+from semia.errors import InputError, check_seed
 from semia.gan import trainer
 from semia.gan.checkpoint import (
     MODEL_FILE,
@@ -40,12 +40,6 @@ from semia.io.palette import default_palette
 from semia.ops import gaussian_blur
 
 _COPIED = 1.0 / 255  # init "analogy": a pixel this close to the source's (in [-1, 1]) is a copy
-SEED_MAX = 2**32 - 1  # seeds are 0..SEED_MAX, as on the command line
-
-
-def _check_seed(seed: int) -> None:
-    if not 0 <= seed <= SEED_MAX:
-        raise InputError(f"seed must be a whole number in 0..{SEED_MAX}, got {seed!r}")
 
 
 class SemIA:
@@ -115,7 +109,7 @@ class SemIA:
                 `semia.gan.trainer.train`.
         """
         image = as_image(image, "image", min_size=8)
-        _check_seed(kw.get("seed", 0))
+        check_seed(kw.get("seed", 0))
         if labels is None:
             if uses_labels(config.condition):
                 raise InputError(
@@ -254,7 +248,7 @@ class SemIA:
                 "this model was trained on label maps only; train with --condition edges or "
                 "labels+edges to generate from sketches"
             )
-        _check_seed(seed)
+        check_seed(seed)
         if target is None:
             target = np.zeros(self.source_labels.shape, np.int64)
         target = as_ids(target, "the target label map", num_classes=self.num_classes, min_size=8)

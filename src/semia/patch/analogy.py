@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from semia.config import PatchConfig
-from semia.errors import InputError
+from semia.errors import InputError, check_seed
 from semia.io import LabelMap, as_ids, as_image, num_classes_of
 from semia.patch.synthesis import synthesize
 
@@ -70,6 +70,7 @@ def analogy(
             config = config.for_labels_and_edges()
         size = as_ids(target, "target").shape
         guides = _edge_guides(image, sketch, source_sketch, size, edge_detail, config)
+    check_seed(seed)
     src = as_ids(labels, "labels", shape=image.shape[:2])
     num_classes = num_classes_of(labels)
     tgt = as_ids(target, "target", num_classes=num_classes)

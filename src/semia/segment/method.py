@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 from skimage.color import rgb2lab
 
-from semia.errors import InputError
+from semia.errors import InputError, check_seed
 from semia.io import LabelMap
 from semia.segment.forest import forest_probabilities, pixel_features
 from semia.segment.scribbles import Scribbles
@@ -181,6 +181,7 @@ def segment(
         InputError: no strokes, a single stroke class, or strokes of another aspect ratio.
     """
     config = config or SegmentConfig()
+    check_seed(seed)
     image = _as_image(image)
     height, width = image.shape[:2]
     strokes = _as_scribbles(scribbles, (height, width), name)
