@@ -58,6 +58,14 @@ def test_bad_flags_exit_2_with_one_line(args, message, capsys):
     assert message in err and "\n" not in err
 
 
+def test_a_cache_dir_that_cannot_be_written_exits_2_at_start(tmp_path, capsys):
+    (tmp_path / "a-file").write_text("")
+    assert main(["edit", "--cache-dir", str(tmp_path / "a-file" / "models")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "a-file/models: trained models cannot be written there" in err
+    assert "give a writable folder" in err and "\n" not in err
+
+
 def test_port_in_use(tmp_path, capsys):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

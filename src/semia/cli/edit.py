@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import logging
+import tempfile
 from pathlib import Path
 
 from semia.cli.flags import (
@@ -55,6 +56,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _check_cache(folder: Path, explicit: bool) -> None:
+    """Refuse a --cache-dir where trained models cannot be written (warn for the default):
+    found at start, not when the first GAN has trained."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as e:
+        message = f"--cache-dir {folder}: trained models cannot be written there ({e.strerror})"
+        if explicit:
+            raise InputError(f"{message}; give a writable folder") from None
+        log.warning("%s; Train GAN will fail: pass a writable --cache-dir", message)
+
+
 def run(args: argparse.Namespace) -> int:
     """Serve the editor until Ctrl-C."""
     missing = [
@@ -73,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
     if bool(args.image) != bool(args.label):
         raise InputError("--image and --label go together: give both, or neither for an example")
     config = config_from_args(EditorConfig, args)
+    _check_cache(config.cache_path(), explicit=bool(config.cache_dir))
     device = resolve_device(args.device)
     start = None
     if args.image:
