@@ -173,7 +173,7 @@ def test_demo_writes_results_and_sheet(tmp_path):
     assert Image.open(sheet).size[0] > 500
 
 
-def test_demo_on_a_folder_of_scenes(tmp_path):
+def test_demo_on_a_folder_of_scenes(tmp_path, capsys):
     # one scene in the shared layout: img.*, label.*, cond/<target>.* (a JPEG target included)
     img, lab, tgt = _scene(tmp_path)
     scene = tmp_path / "scenes" / "meadow"
@@ -192,6 +192,8 @@ def test_demo_on_a_folder_of_scenes(tmp_path):
     moved = read_image(out / "meadow" / "moved.png")
     assert np.abs(moved - source).mean() > 0.02  # the edit changed the picture
     assert main(["demo", "--examples", str(tmp_path / "scenes" / "notes"), "-q"]) == 2
+    assert main(["demo", "--examples", str(scene / "img.png"), "-q"]) == 2
+    assert "img.png: is a file; give a folder of scenes" in capsys.readouterr().err
 
 
 def test_evaluate_json(tmp_path):

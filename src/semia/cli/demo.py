@@ -89,6 +89,11 @@ def run(args: argparse.Namespace) -> int:
     t_start = time.perf_counter()
     packaged = args.examples is None
     root = _example_root() if packaged else Path(args.examples)
+    if root.is_file():
+        raise InputError(
+            f"--examples {root}: is a file; give a folder of scenes (one folder each with img.*, "
+            "label.* and cond/<target> maps)"
+        )
     if not root.is_dir():
         raise InputError(f"--examples {root}: no such folder")
     # the packaged targets are known to match; other scenes' stray colours map to the nearest label
