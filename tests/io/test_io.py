@@ -290,6 +290,9 @@ def test_npy_rejects_bad_arrays(tmp_path):
     np.save(tmp_path / "3d.npy", np.zeros((2, 3, 4), np.int64))
     with pytest.raises(InputError, match="2-D"):
         read_label_map(tmp_path / "3d.npy")
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "p.png")
+    with pytest.raises(InputError, match=r"3d.npy: expected a 2-D array of ids, got shape \(2, 3"):
+        load_scene(tmp_path / "p.png", tmp_path / "3d.npy")  # the size check names the shape
     (tmp_path / "notes.npy").write_text("0 1\n1 0\n")  # text, not numpy.save's format
     with pytest.raises(InputError, match=r"notes.npy: not a .npy array \(saved with numpy.save\)$"):
         read_label_map(tmp_path / "notes.npy")
@@ -467,6 +470,20 @@ def test_truncated_file(tmp_path):
     (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
     with pytest.raises(InputError, match="damaged or truncated"):
         read_image(tmp_path / "cut.png")
+
+
+def test_names_up_to_the_file_system_limit_are_written(tmp_path):
+    """A temporary file's name adds a dot and random characters to the output's: an output
+    name of 251 bytes (ä is 2) must still be writable, one past the limit refused up front."""
+    from semia.io.files import check_writable
+
+    photo = _photo(8, 8)
+    name = "ä" * 120 + "f" * 7 + ".png"  # 251 bytes of UTF-8
+    path = write_image(tmp_path / name, photo)
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+    assert np.abs(read_image(path) - photo).max() <= 0.5 / 255 + 1e-6
+    with pytest.raises(InputError, match="the name is 260 bytes long; the file system allows"):
+        check_writable(tmp_path / ("g" * 256 + ".png"))
 
 
 def test_write_image_is_atomic_and_roundtrips(tmp_path):

@@ -24,7 +24,8 @@ def atomic_save(path: str | Path, save: Callable[[str], object]) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
+    prefix = f".{_shortened(path.stem, _name_max(path.parent) - len(path.suffix.encode()) - 12)}-"
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:
         save(tmp)
@@ -38,6 +39,22 @@ def atomic_save(path: str | Path, save: Callable[[str], object]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _name_max(folder: Path) -> int:
+    """The longest file name (bytes) the file system of `folder` allows."""
+    try:
+        return int(os.pathconf(_nearest_existing(folder), "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):
+        return 255
+
+
+def _shortened(stem: str, budget: int) -> str:
+    """`stem` cut to at most `budget` bytes of UTF-8 (whole characters): a temporary file's name
+    adds a dot and 9 random characters to the output's, which must not push it past the limit."""
+    while len(stem.encode()) > max(budget, 1):
+        stem = stem[:-1]
+    return stem
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -74,6 +91,12 @@ def check_writable(path: str | Path, folder: bool = False) -> Path:
     """
     path = Path(path)
     what = "output folder" if folder else "output"
+    limit = _name_max(path.parent)
+    if len(path.name.encode()) > limit:
+        raise InputError(
+            f"{what} {path}: the name is {len(path.name.encode())} bytes long; the file system "
+            f"allows {limit}: give a shorter name"
+        )
     if path.is_dir() and not folder:
         raise InputError(f"{what} {path}: is a folder; give a file name")
     if path.exists() and not path.is_dir() and folder:

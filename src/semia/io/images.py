@@ -89,7 +89,9 @@ def file_size(path: str | Path, what: str = "image") -> tuple[int, int]:
             shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
         except (OSError, ValueError) as e:
             raise InputError(f"{what} {path}: not a readable .npy array ({e})") from None
-        return (int(shape[0]), int(shape[1])) if len(shape) == 2 else (0, 0)
+        if len(shape) != 2:
+            raise InputError(f"{what} {path}: expected a 2-D array of ids, got shape {shape}")
+        return int(shape[0]), int(shape[1])
     if not path.is_file() or path.stat().st_size == 0:
         return open_image(path, what).size[::-1]  # raises the right message
     try:
