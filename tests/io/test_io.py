@@ -241,6 +241,21 @@ def test_smoothly_resized_grayscale_ids_keep_their_labels(tmp_path, caplog):
     assert "nearest-neighbour" in caplog.text
 
 
+def test_a_smoothed_edge_through_a_real_label_value_is_no_ring_of_it(tmp_path):
+    """Sky 0 above ground 1, a tree 2 in the sky: bilinear upscaling puts 1s along the sky/tree
+    edge; they are that edge's blend, not a ring of ground around the tree."""
+    ids = np.zeros((64, 96), np.uint8)
+    ids[32:] = 1
+    ids[10:28, 30:50] = 2  # the tree, in the sky only
+    small = Image.fromarray(ids)
+    small.resize((192, 128), Image.Resampling.BILINEAR).save(tmp_path / "ids.png")
+    lab = read_label_map(tmp_path / "ids.png")
+    got = np.array(lab.values)[lab.ids]
+    truth = np.asarray(small.resize((192, 128), Image.Resampling.NEAREST))
+    assert (got[:60] == 1).sum() == 0  # no ground in the sky
+    assert (got == truth).mean() > 0.98
+
+
 def test_crisp_ids_with_a_small_class_between_its_neighbours_stay(tmp_path):
     """A crisp id map whose one small class has an id between its neighbours' (a traffic sign,
     19, between building 11 and sky 23) is not mistaken for a smoothed map."""

@@ -124,9 +124,9 @@ def decode_labels(path: Path, max_size: int | None, what: str) -> RawLabels:
         values, merged = unblend_ids(a.astype(np.int64), valid)
         if merged:
             log.warning(
-                "%s %s: %d grey values lie only along edges, between the labels on either "
-                "side, as in a smoothly resized map; they take those labels. Resize id maps "
-                "with nearest-neighbour sampling",
+                "%s %s: its edges hold grey values between the labels on either side, as in a "
+                "smoothly resized map; %d edge pixels take those labels. Resize id maps with "
+                "nearest-neighbour sampling",
                 what,
                 path,
                 merged,
@@ -156,22 +156,26 @@ _MAX_UNBLEND_VALUES = 4096  # id maps with more distinct values are not checked 
 def unblend_ids(values: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, int]:
     """Undo the smoothing of a resized or anti-aliased id map, when it shows.
 
-    A smoothed map's edges hold values between the labels on either side, none with a solid
-    interior. When at least 3 values, and 30 % of all, look so, each such pixel takes the
-    neighbouring label nearest in value; a crisp map (a small class with an id between its
-    neighbours' is possible there) is left as it is.
+    A smoothed map's edges hold values between the labels on either side: values of their own
+    without a solid interior, or a real label's value lining the edge (a ring of ground, 1,
+    between sky, 0, and a tree, 2). It shows when at least 3 values, and 30 % of all, are such
+    blends, or when labels whose values have another between them never touch directly (fewer
+    such contacts than a tenth of the blend pixels), where a crisp map's do. Then each blend
+    pixel takes the neighbouring label nearest in value; a crisp map (a small class with an id
+    between its neighbours' is possible there) is left as it is.
 
     Returns:
-        (values, how many distinct values were merged away).
+        (values, how many pixels took another label: 0 for a crisp map).
     """
     distinct, inverse = np.unique(values[valid], return_inverse=True)
     if len(distinct) < 3 or len(distinct) > _MAX_UNBLEND_VALUES:
         return values, 0
     exact = np.full(values.shape, -1, np.int64)
     exact[valid] = inverse.ravel()
-    interior = np.bincount(exact[_interior(exact, valid)], minlength=len(distinct))
+    inner = _interior(exact, valid)
+    interior = np.bincount(exact[inner], minlength=len(distinct))
     solid = interior >= _min_interior(int(valid.sum()))
-    if solid.all() or not solid.any():
+    if not solid.any():
         return values, 0
     h, w = values.shape
     lo = np.full(values.shape, np.iinfo(np.int64).max)
@@ -184,23 +188,35 @@ def unblend_ids(values: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, int]
             v, a = pad_v[dy : dy + h, dx : dx + w], pad_a[dy : dy + h, dx : dx + w]
             lo = np.where(a, np.minimum(lo, v), lo)
             hi = np.where(a, np.maximum(hi, v), hi)
-    between = valid & ~anchor & (lo < values) & (values < hi)
+    between = valid & (lo < values) & (values < hi)
     blend = np.zeros(len(distinct), bool)
-    blend[np.unique(exact[between])] = True
+    blend[np.unique(exact[between & ~anchor])] = True
     blend &= ~solid
     # a value is a blend only if none of its pixels stands outside its neighbours' range
-    outside = valid & ~anchor & ~between
-    blend[np.unique(exact[outside])] = False
-    if blend.sum() < 3 or blend.sum() < 0.3 * len(distinct):
+    blend[np.unique(exact[valid & ~anchor & ~between])] = False
+    ring = anchor & ~inner & between
+    todo = (valid & blend[np.maximum(exact, 0)]) | ring
+    many = blend.sum() >= 3 and blend.sum() >= 0.3 * len(distinct)
+    if not many and _direct_contacts(exact, valid) >= 0.1 * todo.sum():
         return values, 0
-    todo = valid & blend[np.maximum(exact, 0)]
+    if not todo.any():
+        return values, 0
     filled = fill_from_neighbours(
         np.where(todo, -1, exact), values[..., None], distinct[:, None], max_rounds=256
     )
     out = values.copy()
     done = todo & (filled >= 0)
     out[done] = distinct[filled[done]]
-    return out, int(blend.sum())
+    return out, int((out != values).sum())
+
+
+def _direct_contacts(ranks: np.ndarray, valid: np.ndarray) -> int:
+    """Pairs of 4-neighbours whose values (ranks in sorted order) have another value between."""
+    count = 0
+    for a, b in ((ranks[1:], ranks[:-1]), (ranks[:, 1:], ranks[:, :-1])):
+        ok = (a >= 0) & (b >= 0)
+        count += int((ok & (np.abs(a - b) >= 2)).sum())
+    return count
 
 
 # ----------------------------------------------------------------------------------------------
