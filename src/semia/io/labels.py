@@ -144,7 +144,7 @@ def _looks_like_a_photo(colours: np.ndarray, lossy: bool) -> bool:
     """Whether over 12 % (a JPEG: 25 %) of the (H, W, 3) map's colours (on a grid of at most
     ~1 MP) are distinct: 13-57 % in the shared photos, at most 2 % in their label maps, up to 12
     % in a driving frame's map saved as a JPEG and 20 % in a tiny one (60x80, quality 50)."""
-    if colours.shape[0] * colours.shape[1] < 1024:
+    if colours.shape[0] * colours.shape[1] < 256:
         return False
     step = max(1, int(np.ceil(np.sqrt(colours.shape[0] * colours.shape[1] / 2**20))))
     grid = colours[::step, ::step].reshape(-1, 3).astype(np.int64)
