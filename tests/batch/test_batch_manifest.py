@@ -184,6 +184,19 @@ def test_two_lines_writing_one_file_is_an_error(tmp_path):
     assert len(_plan(tmp_path, [line("tree", ["1"]), line("tree", ["1"], method="gan")])) == 2
 
 
+def test_two_targets_of_one_line_writing_one_file_is_an_error(tmp_path):
+    cond = tmp_path / "tree" / "cond"
+    both = {**line("tree", []), "targets": ["tree/cond/1.png", "tree/cond/1.jpg"]}
+    with pytest.raises(InputError) as e:
+        _plan(tmp_path, [both])
+    assert str(e.value) == (
+        f"manifest line 1: its targets {cond / '1.png'} and {cond / '1.jpg'} share the output "
+        "name 1.png; rename one of the two target files"
+    )
+    with pytest.raises(InputError, match=r"^manifest line 1: it lists the target .*1.png twice"):
+        _plan(tmp_path, [line("tree", ["1", "1"])])
+
+
 def test_keys_follow_contents_and_settings(tmp_path):
     copy_examples(tmp_path)
     (job,) = _plan(tmp_path, [line("tree", ["1"])])

@@ -29,6 +29,7 @@ from semia.batch import make_plan, read_records, run_batch
 from semia.cli import main
 from semia.gan import SemIA
 from semia.io import read_target
+from semia.io.files import LOCK_FILE
 
 
 def test_pool_outputs_failures_and_resume(tmp_path, capsys):
@@ -224,12 +225,49 @@ def test_ctrl_c_stops_the_workers_and_exits_130(tmp_path):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130 and "semia: interrupted" in err
+    assert "run the same command again to continue where it stopped" in err
     deadline = time.monotonic() + 10  # terminated workers may take a moment to exit
     while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not [pid for pid in workers if _running(pid)], "workers left running"
     assert 1 <= len(records(out)) < 16  # every line whole JSON; the rest left for a rerun
     assert not (out / ".semia.lock").exists()
+
+
+def test_ctrl_c_mid_training_saves_a_checkpoint_the_rerun_resumes(tmp_path):
+    root = copy_examples(tmp_path)
+    gan = {"method": "gan", "iters": 30, "checkpoint_every": 0, "preview_every": 0}
+    manifest = write_jsonl(root / "jobs.jsonl", [line("lake", ["1"], **gan)])
+    out = tmp_path / "out"
+    args = (str(manifest), "--out", str(out), "--workers", "1", "-q")
+    proc = _cli(*args, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 120
+    log = None
+    while log is None or log.read_text().count("\n") < 3:  # 3 iterations done
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        log = next(out.glob("models/*.partial/log.jsonl"), None)
+        time.sleep(0.02)
+    workers = _children(proc.pid)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "run the same command again" in err, err
+    deadline = time.monotonic() + 10
+    while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    partial = log.parent
+    assert not (partial / LOCK_FILE).exists()  # released, not left for a rerun to take over
+    step = json.loads((partial / "train_state.json").read_text())["step"]
+    assert 3 <= step < 30
+    done = log.read_text().splitlines()[:step]  # with the seconds each iteration took
+
+    rerun = _cli(*args)
+    _, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0 and "stale lock" not in err, err
+    (record,) = records(out)
+    assert record["status"] == "ok" and record["trained"] is True
+    model = out / record["model"]
+    assert (model / "log.jsonl").read_text().splitlines()[:step] == done  # resumed, not redone
+    assert SemIA.load(model).step == 30 and not partial.exists()
 
 
 def test_dry_run_lists_without_running(tmp_path, capsys):

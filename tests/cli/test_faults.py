@@ -27,7 +27,7 @@ from semia.errors import InputError
 from semia.gan import SemIA
 from semia.gan import checkpoint as ckpt
 from semia.io import LabelMap, read_image, read_label_map, write_image
-from semia.io.arrays import resize_image
+from semia.io.arrays import fit_size, resize_image
 from semia.io.files import LOCK_FILE
 
 TINY = ["--iters", "3", "--crop-size", "32", "--threads", "1", "-q"]
@@ -374,6 +374,41 @@ def test_evaluate_says_when_the_aspect_ratios_differ(tmp_path):
         assert other not in r.stderr
 
 
+def test_evaluate_names_the_flag_of_a_missing_file(tmp_path):
+    img, lab, tgt = _scene(tmp_path)
+    args = ["evaluate", "--image", str(img), "--label", str(lab), "--target", str(tgt)]
+    nope = tmp_path / "nope.png"
+    r = _run(*args, "--output", str(nope))
+    _assert_clean_error(r, 2, f"--output {nope}: no such file")
+    r = _run(*args, "--output", str(img), "--reference", str(nope))
+    _assert_clean_error(r, 2, f"--reference {nope}: no such file")
+
+
+def test_evaluate_says_when_max_size_is_too_small_for_the_aspect_ratio(tmp_path):
+    img, lab, tgt = _scene(tmp_path, height=40, width=64)
+    args = ["evaluate", "--image", str(img), "--label", str(lab), "--target", str(tgt)]
+    r = _run(*args, "--output", str(img), "--max-size", "10")
+    _assert_clean_error(
+        r, 2, f"--image {img} is 64x40 px; read at --max-size 10 it becomes 10x6 px, below 8x8 "
+        "for its aspect ratio: use a --max-size of at least 12",
+    )  # fmt: skip
+    assert fit_size(40, 64, 12) == (8, 12) and fit_size(40, 64, 11) == (7, 11)
+
+
+def test_evaluate_says_when_the_output_is_larger_than_the_source(tmp_path):
+    img, lab, tgt = _scene(tmp_path)  # 64x48
+    output = tmp_path / "big.png"
+    Image.fromarray(np.full((96, 128, 3), 128, np.uint8)).save(output)
+    args = ["evaluate", "--image", str(img), "--label", str(lab), "--target", str(tgt)]
+    for extra in ([], ["--max-size", "200"]):
+        r = _run(*args, "--output", str(output), *extra)
+        _assert_clean_error(
+            r, 2, f"output {output} is 128x96, larger than the source and target map (64x48 at "
+            "full size); judge an output made from them at their size or smaller",
+        )  # fmt: skip
+        assert "--max-size" not in r.stderr
+
+
 def test_preset_and_config_file_layers(tmp_path, capsys):
     base = ["train", "--image", "i", "--label", "l", "--out", "o", "--dry-run"]
     assert main([*base, "--preset", "original"]) == 0
@@ -527,8 +562,10 @@ def test_resume_with_other_settings_names_the_flags_that_restore_them(trained, t
     for name in (ckpt.STATE_FILE, ckpt.STATE_JSON, ckpt.MODEL_FILE):
         (run / name).write_bytes((trained / name).read_bytes())
     r = _run("train", "--image", str(img), "--label", str(lab), "--out", str(run), "--resume",
-             *TINY, "--lr", "0.01", "--generator-norm", "instance")  # fmt: skip
-    _assert_clean_error(r, 2, "--lr 0.002", "--generator-norm pixel")
+             *TINY, "--lr", "0.01", "--generator-norm", "instance", "--seed", "5")  # fmt: skip
+    _assert_clean_error(
+        r, 2, "seed was 0, now 5", "--lr 0.002", "--generator-norm pixel", "--seed 0"
+    )
 
 
 def test_a_second_training_run_on_a_locked_folder_is_refused(tmp_path):
@@ -572,6 +609,32 @@ def test_ctrl_c_before_the_first_checkpoint_leaves_a_usable_model(tmp_path):
         SemIA.train(image, LabelMap(ids, PALETTE), tmp_path, config, progress=stop)
     model = SemIA.load(tmp_path)
     assert model.generate(ids).shape == image.shape
+
+
+def test_generate_says_once_that_the_model_s_training_was_interrupted(trained, tmp_path):
+    img, lab, tgt = (trained.parent / n for n in ("img.png", "label.png", "target.png"))
+    image, labels = read_image(img), read_label_map(lab)
+    config = TrainConfig(iters=20, checkpoint_every=0, preview_every=0, crop_size=32,
+                         generator=GeneratorConfig(base_channels=4, label_channels=4))  # fmt: skip
+
+    def stop(step, total, losses):
+        if step == 2:
+            raise KeyboardInterrupt
+
+    model = tmp_path / "model"
+    with pytest.raises(KeyboardInterrupt):
+        SemIA.train(image, labels, model, config, progress=stop)
+    r = _run("generate", "--model", str(model), "--target", str(tgt), "--out", str(tmp_path / "o"))
+    assert r.returncode == 0, r.stderr
+    note = (
+        f"semia: model {model / ckpt.MODEL_FILE}: training stopped at step 2 of 20 (interrupted); "
+        f"resume it with `semia train --resume --out {model}` and the flags it was started with "
+        "for the full result"
+    )
+    assert r.stderr.count("training stopped") == 1 and note in r.stderr, r.stderr
+    assert (tmp_path / "o" / "target.png").is_file()
+    r = _run("generate", "--model", str(trained), "--target", str(tgt), "--out", str(tmp_path))
+    assert r.returncode == 0 and "training stopped" not in r.stderr, r.stderr
 
 
 # --- exit codes ---------------------------------------------------------------------------------

@@ -128,6 +128,32 @@ def test_model_file_roundtrip(tmp_path):
             assert torch.equal(back.generator_state[k], v)
 
 
+def test_the_step_trained_is_stored_and_an_early_stop_gets_a_note(tmp_path):
+    model = _model_file()  # iters=3
+    path = tmp_path / ckpt.MODEL_FILE
+    ckpt.save_model(path, model)  # step not recorded (a file of an older semia): finished
+    back = ckpt.load_model(path)
+    assert (back.step, back.interrupted) == (None, False)
+    assert ckpt.unfinished_note(path, back) is None
+    ckpt.save_model(path, replace(model, step=3))
+    assert ckpt.unfinished_note(path, ckpt.load_model(path)) is None
+    ckpt.save_model(path, replace(model, step=2, interrupted=True))
+    back = ckpt.load_model(path)
+    assert (back.step, back.interrupted) == (2, True)
+    assert ckpt.unfinished_note(path, back) == (
+        f"model {path}: training stopped at step 2 of 3 (interrupted); its training state is "
+        "not beside it: train it again for the full result"
+    )
+    ckpt.save_train_state(tmp_path, {"x": torch.zeros(1)}, {"step": 2})
+    assert f"resume it with `semia train --resume --out {tmp_path}`" in ckpt.unfinished_note(
+        path, back
+    )
+    ckpt.save_model(path, replace(model, step=1))  # a killed run's checkpoint
+    assert "at step 1 of 3 (the run did not finish" in ckpt.unfinished_note(
+        path, ckpt.load_model(path)
+    )
+
+
 def test_load_model_errors(tmp_path):
     with pytest.raises(ValueError, match="no SemIA model"):
         ckpt.load_model(tmp_path)

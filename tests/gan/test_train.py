@@ -136,7 +136,7 @@ def test_training_is_deterministic_under_a_seed(tmp_path):
     assert not all(torch.equal(wa[k], wc[k]) for k in wa)
 
 
-def test_resume_continues_step_count_and_optimiser_state(tmp_path):
+def test_resume_continues_step_count_and_optimiser_state(tmp_path, caplog):
     image, labels = _scene()
     config = _config(10)
     target = np.roll(labels, 6, axis=1)
@@ -159,8 +159,20 @@ def test_resume_continues_step_count_and_optimiser_state(tmp_path):
         train(image, labels, PALETTE, out, config, seed=1)
     with pytest.raises(ValueError, match=r"lr was 0\.002, now 0\.0001"):
         train(image, labels, PALETTE, out, replace(config, lr=1e-4), seed=1, resume=True)
-    # an interrupted run leaves a loadable model too (Ctrl-C before the first checkpoint)
-    assert SemIA.load(out).generate(labels).shape == image.shape
+    with pytest.raises(ValueError, match=r"\(seed was 1, now 5\)"):
+        train(image, labels, PALETTE, out, config, seed=5, resume=True)
+    # an interrupted run leaves a loadable model too (Ctrl-C before the first checkpoint), and
+    # loading it says that its training did not finish
+    caplog.clear()
+    stopped = SemIA.load(out)
+    assert (stopped.step, stopped.interrupted) == (7, True)
+    notes = [r.getMessage() for r in caplog.records if "training stopped" in r.getMessage()]
+    assert notes == [
+        f"model {out / ckpt.MODEL_FILE}: training stopped at step 7 of 10 (interrupted); resume "
+        f"it with `semia train --resume --out {out}` and the flags it was started with for the "
+        "full result"
+    ]
+    assert stopped.generate(labels).shape == image.shape
     with pytest.raises(ValueError, match="another image"):
         train(image * 0.5, labels, PALETTE, out, config, seed=1, resume=True)
 
@@ -180,6 +192,10 @@ def test_resume_continues_step_count_and_optimiser_state(tmp_path):
     np.testing.assert_array_equal(resumed.generate(target), full.generate(target))
     meta = json.loads((out / ckpt.STATE_JSON).read_text())
     assert meta["step"] == 10 and meta["optimizers"]["G"]["state"]["0"]["step"] == 10
+    caplog.clear()
+    finished = SemIA.load(out)
+    assert (finished.step, finished.interrupted, resumed.step) == (10, False, 10)
+    assert not [r for r in caplog.records if "training stopped" in r.getMessage()]
 
 
 def test_outputs_written(tmp_path):

@@ -199,7 +199,7 @@ def plan_jobs(
     defaults = dict(defaults or {})
     jobs: list[Job] = []
     gan_groups: dict[str, dict[str, Any]] = {}
-    writers: dict[Path, int] = {}
+    writers: dict[Path, tuple[int, Path]] = {}  # output -> the line and target writing it
     for entry in entries:
         where = f"manifest line {entry.line}"
         s = _resolve(entry, defaults, where)
@@ -211,12 +211,20 @@ def plan_jobs(
         outputs = []
         for target in entry.targets:
             path = out / name / f"{target.stem}{suffix}{OUTPUT_SUFFIX}"
-            if path in writers:
+            other_line, other = writers.get(path, (None, None))
+            if other_line == entry.line and other == target:
+                raise InputError(f"{where}: it lists the target {target} twice; list it once")
+            if other_line == entry.line:
+                raise InputError(
+                    f"{where}: its targets {other} and {target} share the output name "
+                    f"{path.name}; rename one of the two target files"
+                )
+            if other_line is not None:
                 raise InputError(
                     f"{where}: its output {path} is also written by manifest line "
-                    f'{writers[path]}; give one of the lines its own "name" (output folder)'
+                    f'{other_line}; give one of the lines its own "name" (output folder)'
                 )
-            writers[path] = entry.line
+            writers[path] = (entry.line, target)
             key = _hash(
                 {
                     **shared,

@@ -18,7 +18,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 
 from semia.batch.plan import Job
-from semia.batch.worker import JobResult, execute, set_threads
+from semia.batch.worker import JobResult, execute, set_threads, stop_on_sigterm
 from semia.io import InputError
 
 log = logging.getLogger("semia")
@@ -42,9 +42,11 @@ def _watch_parent(parent: int) -> None:
 
 
 def _init_worker(threads: int, parent: int) -> None:
-    """Pool worker start: Ctrl-C is the parent's to handle; torch gets `threads` threads; the
-    worker exits when its parent dies."""
+    """Pool worker start: Ctrl-C is the parent's to handle (it terminates the workers, and a
+    training in progress then saves a checkpoint); torch gets `threads` threads; the worker exits
+    when its parent dies."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)  # before torch is imported: its thread pools follow
     set_threads(threads)

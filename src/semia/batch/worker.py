@@ -9,11 +9,16 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import time
 from dataclasses import dataclass, field
 
 from semia.batch.plan import Job
 from semia.io import InputError
+
+# pool workers (see `stop_on_sigterm`): a job is running; the batch asked this worker to stop
+_job_running = False
+_stopping = False
 
 
 @dataclass
@@ -133,6 +138,21 @@ def _run_gan(job: Job, device: str, result: JobResult) -> None:
     _each_target(job, synthesize, result)
 
 
+def stop_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM handler of pool workers (the batch terminates them when it is interrupted).
+
+    A running job gets a KeyboardInterrupt, on which a GAN training saves a checkpoint that a
+    rerun resumes and releases its folder's lock; `execute` then ends the process. An idle
+    worker ends at once.
+    """
+    global _stopping
+    _stopping = True
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM kills
+    if _job_running:
+        raise KeyboardInterrupt
+    os._exit(128 + signum)
+
+
 def execute(job: Job, threads: int = 1, device: str = "cpu") -> JobResult:
     """Run one job; errors are returned, not raised (KeyboardInterrupt excepted).
 
@@ -144,6 +164,7 @@ def execute(job: Job, threads: int = 1, device: str = "cpu") -> JobResult:
         threads: torch CPU threads for this job.
         device: "cpu" or a CUDA device.
     """
+    global _job_running
     set_threads(threads)
     logger = logging.getLogger("semia")
     collect = _Collect()
@@ -151,14 +172,20 @@ def execute(job: Job, threads: int = 1, device: str = "cpu") -> JobResult:
     propagate, logger.propagate = logger.propagate, False  # the caller logs them once, by job
     result = JobResult(ok=False, seconds=0.0)
     start = time.perf_counter()
+    _job_running = True
     try:
         if job.method == "gan":
             _run_gan(job, device, result)
         else:
             _run_analogy(job, device, result)
+    except KeyboardInterrupt:
+        if _stopping:  # the training saved its checkpoint; the pool must not start another job
+            os._exit(128 + signal.SIGTERM)
+        raise
     except Exception as e:
         result.error = _message(e)
     finally:
+        _job_running = False
         logger.removeHandler(collect)
         logger.propagate = propagate
     result.seconds = time.perf_counter() - start

@@ -166,6 +166,15 @@ def run(args: argparse.Namespace) -> int:
                 ray=args.ray,
                 progress=progress,
             )
+    except KeyboardInterrupt:
+        bar.close()
+        print(
+            f"semia: interrupted; finished jobs are in {report}: run the same command again to "
+            "continue where it stopped (done outputs are skipped, GAN trainings resume from their "
+            "checkpoint)",
+            file=sys.stderr,
+        )
+        return 130
     finally:
         bar.close()
     print(f"semia batch: {summary.line(report)}", file=sys.stderr)

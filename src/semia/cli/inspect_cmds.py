@@ -7,6 +7,7 @@ import json
 
 from semia.cli.flags import (
     COMMON,
+    MIN_SIDE,
     add_source_args,
     add_unknown_labels_flag,
     check_max_size,
@@ -80,22 +81,54 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
+def _check_read_size(path: str, image, max_size: int, flag_given: bool) -> None:
+    """Refuse a source photo read below MIN_SIDE, saying when the longest side it was read at
+    (--max-size, or the output's) is what made it too small for its aspect ratio."""
+    from semia.io import file_size
+    from semia.io.arrays import fit_size
+
+    height, width = file_size(path, "--image")
+    if min(image.shape[:2]) < MIN_SIDE and max(height, width) > max_size:
+        least = max_size
+        while min(fit_size(height, width, least)) < MIN_SIDE:
+            least += 1
+        read_at = (
+            f"--max-size {max_size}" if flag_given else f"the output's longest side {max_size}"
+        )
+        raise InputError(
+            f"--image {path} is {width}x{height} px; read at {read_at} it becomes "
+            f"{image.shape[1]}x{image.shape[0]} px, below {MIN_SIDE}x{MIN_SIDE} for its aspect "
+            f"ratio: use a --max-size of at least {least}"
+        )
+    check_min_size(image, f"--image {path}")
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     from semia.eval import evaluate
-    from semia.io import load_scene, read_image, read_target
+    from semia.io import file_size, load_scene, read_image, read_target
 
     check_max_size(args)
+    file_size(args.output, "--output")  # a missing or unreadable file, named by its flag
+    if args.reference is not None:
+        file_size(args.reference, "--reference")
     output = read_image(args.output)
     check_min_size(output, f"--output {args.output}")
     max_size = args.max_size or max(output.shape[:2])
     image, labels = load_scene(args.image, args.label, max_size)
-    check_min_size(image, f"--image {args.image}")
+    _check_read_size(args.image, image, max_size, args.max_size is not None)
     target = read_target(args.target, labels, args.unknown_labels, max_size)
     if output.shape[:2] != target.size:
         (oh, ow), (th, tw) = output.shape[:2], target.size
+        aspect_differs = abs(ow * th - tw * oh) > max(ow, oh, tw, th)  # by more than a pixel
+        if not aspect_differs and max(oh, ow) > max(th, tw) and max(th, tw) < max_size:
+            raise InputError(  # the files are smaller than the output: no --max-size can help
+                f"output {args.output} is {ow}x{oh}, larger than the source and target map "
+                f"({tw}x{th} at full size); judge an output made from them at their size or "
+                "smaller"
+            )
         advice = (
             "their aspect ratios differ: judge an output made from this target"
-            if abs(ow * th - tw * oh) > max(ow, oh, tw, th)  # more than a rounding pixel
+            if aspect_differs
             else "they must match: pass the --max-size the output was made with"
         )
         raise InputError(

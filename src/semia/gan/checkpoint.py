@@ -8,7 +8,8 @@ file intact).
 
 Files (inside a model folder):
     model.safetensors        generator weights (`G.*`), the source image and label map, the palette;
-                             metadata: format tag, version, number of classes, the TrainConfig JSON.
+                             metadata: format tag, version, number of classes, the TrainConfig JSON,
+                             the iterations trained (`step`; with `interrupted` after a Ctrl-C).
                              Everything `SemIA.generate` needs, in one shareable file.
     train_state.safetensors  all trained weights (`G.*`, `D.*`, `S.*`), flattened optimiser states
                              (`opt.<name>.state.<idx>.<key>`) and RNG states (`rng.<name>`).
@@ -141,6 +142,9 @@ class ModelFile:
         label_kind: how the source label map coded its labels ("colour", "palette" or "ids",
             see `semia.io.LabelMap`), so that targets are read the same way.
         label_values: for "palette" / "ids" maps, the file value of each id.
+        step: iterations trained; below `config.iters` when the run stopped early (None: not
+            recorded, as in files written before semia recorded it: taken as finished).
+        interrupted: the run stopped on an interrupt (Ctrl-C) at `step`.
     """
 
     generator_state: dict[str, torch.Tensor]
@@ -150,6 +154,8 @@ class ModelFile:
     config: TrainConfig
     label_kind: str = "colour"
     label_values: tuple[int, ...] | None = None
+    step: int | None = None
+    interrupted: bool = False
 
 
 def resolve_model_path(path: str | Path) -> Path:
@@ -185,6 +191,10 @@ def save_model(path: str | Path, model: ModelFile) -> None:
         "label_kind": model.label_kind,
         "label_values": json.dumps(model.label_values),
     }
+    if model.step is not None:
+        metadata["step"] = str(model.step)
+    if model.interrupted:
+        metadata["interrupted"] = "1"
     _save_safetensors(Path(path), tensors, metadata)
 
 
@@ -284,6 +294,7 @@ def load_model(path: str | Path) -> ModelFile:
         config = config_from_dict(stored, version, str(path))
         num_classes = int(metadata.get("num_classes", ""))
         values = json.loads(metadata.get("label_values", "null"))
+        step = int(metadata["step"]) if "step" in metadata else None
     except (ValueError, TypeError) as e:  # ConfigError is a ValueError
         raise _model_error(path, f"its settings are damaged ({e})") from None
     _check_model_tensors(path, tensors, num_classes)
@@ -296,6 +307,8 @@ def load_model(path: str | Path) -> ModelFile:
         or not all(isinstance(v, int) and not isinstance(v, bool) for v in values)
     ):
         raise _model_error(path, "its label values do not match its classes")
+    if step is not None and step < 0:
+        raise _model_error(path, f"its step count {step} is negative")
     generator_state = {k[2:]: v for k, v in tensors.items() if k.startswith("G.")}
     return ModelFile(
         generator_state=generator_state,
@@ -305,6 +318,28 @@ def load_model(path: str | Path) -> ModelFile:
         config=config,
         label_kind=kind,
         label_values=None if values is None else tuple(values),
+        step=step,
+        interrupted=metadata.get("interrupted") == "1",
+    )
+
+
+def unfinished_note(path: Path, model: ModelFile) -> str | None:
+    """A one-line warning when the model at `path` (its model.safetensors) stopped training
+    before `config.iters`, saying how to finish it; None for a finished model."""
+    total = model.config.iters
+    if model.step is None or model.step >= total:
+        return None
+    why = "interrupted" if model.interrupted else "the run did not finish: killed, or still running"
+    if has_train_state(path.parent):
+        advice = (
+            f"resume it with `semia train --resume --out {path.parent}` and the flags it was "
+            "started with"
+        )
+    else:
+        advice = "its training state is not beside it: train it again"
+    return (
+        f"model {path}: training stopped at step {model.step} of {total} ({why}); {advice} "
+        "for the full result"
     )
 
 

@@ -6,6 +6,7 @@ edited = model.generate(target)                     # (H2, W2, 3) float32 in [0,
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from semia.gan.checkpoint import (
     load_model,
     resolve_model_path,
     save_model,
+    unfinished_note,
 )
 from semia.gan.conditions import (
     condition_channels,
@@ -39,6 +41,8 @@ from semia.io import LabelMap, as_ids, as_image
 from semia.io.palette import default_palette
 from semia.ops import gaussian_blur
 
+logger = logging.getLogger(__name__)
+
 _COPIED = 1.0 / 255  # init "analogy": a pixel this close to the source's (in [-1, 1]) is a copy
 
 
@@ -51,6 +55,9 @@ class SemIA:
         source_labels: (H, W) int64 ids in 0..K-1, its label map.
         palette: (K, 3) uint8, colour of each label id.
         config: the TrainConfig used for training.
+        step: iterations trained (below config.iters for a run stopped early; None: not
+            recorded, taken as finished).
+        interrupted: the training stopped on an interrupt (Ctrl-C) at `step`.
     """
 
     def __init__(
@@ -62,6 +69,8 @@ class SemIA:
         config: TrainConfig,
         label_kind: str = "colour",
         label_values: tuple[int, ...] | None = None,
+        step: int | None = None,
+        interrupted: bool = False,
     ) -> None:
         self.generator = generator.eval()
         self.source_image = np.ascontiguousarray(source_image, dtype=np.float32)
@@ -70,6 +79,8 @@ class SemIA:
         self.config = config
         self.label_kind = label_kind  # how the source map coded labels (see semia.io.LabelMap)
         self.label_values = label_values  # file value of each id for "palette" / "ids" maps
+        self.step = step
+        self.interrupted = interrupted
         self._source_cache: tuple[torch.device, torch.Tensor, torch.Tensor] | None = None
 
     @property
@@ -129,15 +140,20 @@ class SemIA:
             config,
             labels.kind,
             labels.values,
+            config.iters,
         )
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> SemIA:
         """Load a model from MODEL_DIR or its model.safetensors file.
 
+        A model whose training stopped early (Ctrl-C, or a killed run) loads with a warning
+        that says so and how to finish it.
+
         Raises:
             InputError: the path holds no readable SemIA model, or the weights do not fit.
         """
+        path = resolve_model_path(path)
         stored = load_model(path)
         channels = condition_channels(stored.config.condition, len(stored.palette))
         generator = Generator(
@@ -145,9 +161,12 @@ class SemIA:
             stored.config.generator,
             label_classes(stored.config.condition, len(stored.palette)),
         )
-        check_generator_state(resolve_model_path(path), stored.generator_state, generator)
+        check_generator_state(path, stored.generator_state, generator)
         generator.load_state_dict(stored.generator_state)
         generator.to(device)
+        note = unfinished_note(path, stored)
+        if note is not None:
+            logger.warning(note)
         return cls(
             generator,
             stored.source_image,
@@ -156,6 +175,8 @@ class SemIA:
             stored.config,
             stored.label_kind,
             stored.label_values,
+            stored.step,
+            stored.interrupted,
         )
 
     def save(self, path: str | Path) -> None:
@@ -174,6 +195,8 @@ class SemIA:
                 self.config,
                 self.label_kind,
                 self.label_values,
+                self.step,
+                self.interrupted,
             ),
         )
 

@@ -58,12 +58,13 @@ _RESUMABLE_CHANGES = ("iters", "checkpoint_every", "preview_every")
 # --- checkpoints ---------------------------------------------------------------------------------
 
 
-def _save_state(run: Run, step: int, data_hash: str) -> None:
+def _save_state(run: Run, step: int, data_hash: str, seed: int) -> None:
     tensors: dict[str, torch.Tensor] = {}
     meta: dict[str, Any] = {
         "step": step,
         "config": ckpt.config_to_dict(run.config),
         "data_hash": data_hash,
+        "seed": seed,
         "optimizers": {},
     }
     for name, module in run.nets.named_modules().items():
@@ -88,7 +89,7 @@ class ResumeMismatch(InputError):
         super().__init__(
             f"cannot resume {out_dir}: settings differ from the interrupted run's ({listing}); "
             "resume with the stored values (only iters and the checkpoint / preview intervals "
-            "may change), or start over in another folder"
+            "may change, not the seed), or start over in another folder"
         )
         self.differences = differences
 
@@ -107,7 +108,7 @@ def _config_differences(
     return found
 
 
-def _restore_state(run: Run, data_hash: str) -> int:
+def _restore_state(run: Run, data_hash: str, seed: int) -> int:
     tensors, meta = ckpt.load_train_state(run.out_dir)
     if meta.get("data_hash") != data_hash:
         raise InputError(
@@ -115,6 +116,8 @@ def _restore_state(run: Run, data_hash: str) -> int:
             "use another output folder, or start over there without resuming"
         )
     differences = _config_differences(meta["config"], ckpt.config_to_dict(run.config))
+    if "seed" in meta and meta["seed"] != seed:  # states saved before it was stored lack it
+        differences.append(("seed", meta["seed"], seed))
     if differences:
         raise ResumeMismatch(run.out_dir, differences)
     try:
@@ -131,11 +134,14 @@ def _restore_state(run: Run, data_hash: str) -> int:
     return int(meta["step"])
 
 
-def _model_file(run: Run, image: np.ndarray, labels: LabelMap) -> ckpt.ModelFile:
+def _model_file(
+    run: Run, image: np.ndarray, labels: LabelMap, step: int, interrupted: bool = False
+) -> ckpt.ModelFile:
     state = {k: v.detach().cpu() for k, v in run.nets.G.state_dict().items()}
     return ckpt.ModelFile(
-        state, image, labels.ids, labels.palette, run.config, labels.kind, labels.values
-    )
+        state, image, labels.ids, labels.palette, run.config, labels.kind, labels.values,
+        step, interrupted,
+    )  # fmt: skip
 
 
 def _truncate_log(path: Path, step: int) -> None:
@@ -222,7 +228,7 @@ def train(
 
     Raises:
         InputError: bad inputs; out_dir holds a training state but resume is False; resuming with
-            other data or an incompatible config.
+            other data, an incompatible config or another seed.
         KeyboardInterrupt: re-raised after a checkpoint of the last finished iteration was saved.
     """
     image = as_image(image, "image", min_size=8)
@@ -270,7 +276,7 @@ def _train_locked(
     data_hash = ckpt.data_hash(image, ids, palette)
     start = 0
     if resume and ckpt.has_train_state(out_dir):
-        start = _restore_state(run, data_hash)
+        start = _restore_state(run, data_hash, seed)
         logger.info("resuming %s at iteration %d of %d", out_dir, start, config.iters)
     elif resume:
         logger.warning("nothing to resume in %s: starting from scratch", out_dir)
@@ -293,8 +299,10 @@ def _train_locked(
                 if progress is not None:
                     progress(step, config.iters, _main_losses(record))
                 if config.checkpoint_every > 0 and step % config.checkpoint_every == 0:
-                    _save_state(run, step, data_hash)
-                    ckpt.save_model(out_dir / ckpt.MODEL_FILE, _model_file(run, image, labels))
+                    _save_state(run, step, data_hash, seed)
+                    ckpt.save_model(
+                        out_dir / ckpt.MODEL_FILE, _model_file(run, image, labels, step)
+                    )
                 if (
                     targets
                     and config.preview_every > 0
@@ -304,11 +312,11 @@ def _train_locked(
                     _write_preview(run, step, targets, palette)
     except KeyboardInterrupt:
         logger.warning("interrupted: saving a checkpoint at iteration %d", step)
-        _save_state(run, step, data_hash)
-        ckpt.save_model(out_dir / ckpt.MODEL_FILE, _model_file(run, image, labels))
+        _save_state(run, step, data_hash, seed)
+        ckpt.save_model(out_dir / ckpt.MODEL_FILE, _model_file(run, image, labels, step, True))
         raise
-    _save_state(run, step, data_hash)
-    ckpt.save_model(out_dir / ckpt.MODEL_FILE, _model_file(run, image, labels))
+    _save_state(run, step, data_hash, seed)
+    ckpt.save_model(out_dir / ckpt.MODEL_FILE, _model_file(run, image, labels, step))
     if targets and config.condition == "labels":  # previews draw label-map targets only
         _write_preview(run, step, targets, palette)
     write_image(out_dir / LOSS_PLOT, plot_losses(read_log(out_dir)))
