@@ -58,6 +58,21 @@ def test_bad_flags_exit_2_with_one_line(args, message, capsys):
     assert message in err and "\n" not in err
 
 
+def test_a_photo_under_8_px_exits_2_at_start(tmp_path, capsys):
+    from PIL import Image
+
+    Image.new("RGB", (50, 1), (120, 120, 120)).save(tmp_path / "tiny.png")
+    Image.new("RGB", (50, 1), (200, 30, 30)).save(tmp_path / "label.png")
+    flags = ["--image", str(tmp_path / "tiny.png"), "--label", str(tmp_path / "label.png")]
+    with socket.socket() as taken:  # refused before it listens: else it stops at the port
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        flags += ["--port", str(taken.getsockname()[1]), "--cache-dir", str(tmp_path / "models")]
+        assert main(["edit", *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"semia: error: --image {tmp_path / 'tiny.png'} is 50x1 px; use at least 8x8"
+
+
 def test_a_cache_dir_that_cannot_be_written_exits_2_at_start(tmp_path, capsys):
     (tmp_path / "a-file").write_text("")
     assert main(["edit", "--cache-dir", str(tmp_path / "a-file" / "models")]) == 2

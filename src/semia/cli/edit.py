@@ -13,6 +13,7 @@ from semia.cli.flags import (
     add_config_flags,
     add_device_flag,
     add_settings_flags,
+    check_min_size,
     config_from_args,
     resolve_device,
 )
@@ -93,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     start = None
     if args.image:
         image, labels = load_scene(args.image, args.label, config.max_size)
+        check_min_size(image, f"--image {args.image}")
         start = (Path(args.image).stem, image, labels)
     if args.host not in _LOCAL:
         log.warning(

@@ -30,7 +30,8 @@ Sessions (one per browser tab; the id is a random token, and only its holder rea
     POST   /api/sessions/{id}/result?method=analogy|gan&seed=0
                                           body: the target layout, either H*W bytes of class ids
                                           (application/octet-stream, uint8, row-major) or a colour
-                                          PNG (image/png; snapped to the palette) -> image/png.
+                                          PNG (image/png, or any type when the body starts with
+                                          PNG's signature; snapped to the palette) -> image/png.
                                           A newer request of the session supersedes an older one
                                           still waiting or running: that one answers 409.
     POST   /api/sessions/{id}/remove?method=analogy|gan&seed=0
@@ -95,11 +96,13 @@ from PIL import Image, ImageDraw
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import ClientDisconnect
 
 from semia.editor.config import EditorConfig
 from semia.editor.state import METHODS, TASKS, Result, Session, SessionStore, UnknownSession
 from semia.editor.training import Trainer
 from semia.editor.uploads import (
+    PNG_SIGNATURE,
     Upload,
     encode_png,
     ids_from_bytes,
@@ -142,6 +145,12 @@ class Superseded(Exception):
 
 class BodyTooLarge(Exception):
     """The request body is over the upload limit."""
+
+
+def is_image(media_type: str, body: bytes) -> bool:
+    """Whether a request body is an image file rather than raw bytes: an image/* media type
+    (any case), or a PNG sent under another type (its signature)."""
+    return media_type.lower().startswith("image/") or body.startswith(PNG_SIGNATURE)
 
 
 def example_root() -> Path:
@@ -226,7 +235,12 @@ class Editor:
         """
         from semia.segment import Scribbles, segment
 
-        if width < 1 or height < 1 or len(strokes) != width * height:
+        if width < 1 or height < 1:
+            raise InputError(
+                f"scribbles: width and height must be positive (the scribbles' size in px, the "
+                f"photo's aspect ratio), got {width}x{height}"
+            )
+        if len(strokes) != width * height:
             raise InputError(
                 f"scribbles: expected {width}x{height} = {width * height} bytes of stroke "
                 f"classes (uint8, 255 = none), got {len(strokes)} bytes"
@@ -245,7 +259,7 @@ class Editor:
 
     def target_from_body(self, session: Session, body: bytes, media_type: str) -> np.ndarray:
         """(H, W) int64 target ids from a result request's body (raw ids or a colour PNG)."""
-        if media_type.startswith("image/"):
+        if is_image(media_type, body):
             upload = Upload("target", "target.png", body)
             target = read_target_upload(
                 upload, session.labels, self.config.max_size, self.config.max_pixels
@@ -264,7 +278,7 @@ class Editor:
         from semia.apps.removal import grow_mask
 
         size = session.labels.size
-        if media_type.startswith("image/"):
+        if is_image(media_type, body):
             upload = Upload("mask", "mask.png", body)
             return read_mask_upload(upload, size, self.config.max_pixels)
         return grow_mask(mask_from_bytes(body, size))
@@ -439,6 +453,8 @@ class Editor:
     ) -> tuple[bytes, str]:
         """(PNG bytes, file name) of the last result, target or side-by-side sheet of a task
         (default: the task of the newest result)."""
+        if kind not in ("result", "target", "sheet"):
+            raise InputError(f"download must be result, target or sheet, got {kind!r}")
         task = task or session.last[0]
         if task not in TASKS:
             raise InputError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
@@ -449,15 +465,13 @@ class Editor:
         name = f"{name}_sketch" if task == "sketch" else name
         if kind == "target":
             return _target_png(session, task), f"{name}_target.png"
-        if kind == "result":
-            method = method or (session.last[1] if session.last[0] == task else made[-1])
-            result = session.results.get((task, method))
-            if result is None:
-                raise InputError(f"no {method} {task} result yet in this session")
-            return encode_png(result.image), f"{name}_{method}.png"
         if kind == "sheet":
             return encode_png(_sheet(session, task)), f"{name}_sheet.png"
-        raise InputError(f"download must be result, target or sheet, got {kind!r}")
+        method = method or (session.last[1] if session.last[0] == task else made[-1])
+        result = session.results.get((task, method))
+        if result is None:
+            raise InputError(f"no {method} {task} result yet in this session")
+        return encode_png(result.image), f"{name}_{method}.png"
 
     def session_json(self, session: Session) -> dict[str, Any]:
         labels = session.labels
@@ -655,6 +669,12 @@ def create_app(editor: Editor, host: str = "127.0.0.1") -> FastAPI:
     async def too_large(request: Request, e: Exception) -> JSONResponse:
         return error(413, str(e))
 
+    @app.exception_handler(ClientDisconnect)
+    async def disconnected(request: Request, e: Exception) -> JSONResponse:
+        """The client went away before its whole body came: nobody reads the answer."""
+        log.info("client disconnected during %s %s", request.method, request.url.path)
+        return error(400, "the client disconnected before the request body was complete")
+
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, e: HTTPException) -> JSONResponse:
         return error(e.status_code, str(e.detail))
@@ -689,6 +709,8 @@ def create_app(editor: Editor, host: str = "127.0.0.1") -> FastAPI:
     async def form_uploads(request: Request, names: tuple[str, ...]) -> tuple[list[Upload], Any]:
         try:
             form = await request.form(max_files=_MAX_FORM_FILES, max_fields=8)
+        except ClientDisconnect:
+            raise
         except Exception as e:  # middleware may wrap BodyTooLarge in an exception group
             if "semia.too_large" in request.scope:
                 raise BodyTooLarge(request.scope["semia.too_large"]) from None
@@ -770,6 +792,8 @@ def create_app(editor: Editor, host: str = "127.0.0.1") -> FastAPI:
     @app.post("/api/sessions/segment")
     async def open_segmented(request: Request) -> dict:
         (photo, strokes), form = await form_uploads(request, ("photo", "scribbles"))
+        if form.get("width") in (None, "") or form.get("height") in (None, ""):
+            raise InputError("scribbles: give the form fields width and height (their size in px)")
         width = int_field(form.get("width"), "width", 0)
         height = int_field(form.get("height"), "height", 0)
         session = await run_in_threadpool(editor.open_segmented, photo, strokes.data, width, height)
@@ -827,16 +851,22 @@ def create_app(editor: Editor, host: str = "127.0.0.1") -> FastAPI:
         session = editor.sessions.get(token)
         media_type = request.headers.get("content-type", "application/octet-stream")
         target = None
-        if media_type.startswith("multipart/"):
+        if media_type.lower().startswith("multipart/"):
             (upload,), form = await form_uploads(request, ("sketch",))
             item = form.get("target")
-            if item is not None and not isinstance(item, str):
+            if item is not None and (isinstance(item, str) or not item.filename):
+                raise InputError(
+                    "target must be a file upload with a file name (a layout image, or raw ids "
+                    "in a file named *.bin), not a text field"
+                )
+            if item is not None:
                 data = await item.read(editor.config.max_upload_bytes + 1)
                 kind = "application/octet-stream" if item.filename.endswith(".bin") else "image/"
                 target = await run_in_threadpool(editor.target_from_body, session, data, kind)
         else:
-            name = "sketch.png" if media_type.startswith("image/") else "sketch.bin"
-            upload = Upload("sketch", name, await request.body())
+            body = await request.body()
+            name = "sketch.png" if is_image(media_type, body) else "sketch.bin"
+            upload = Upload("sketch", name, body)
         lines = await run_in_threadpool(editor.sketch_from_upload, session, upload)
         return png(await run_in_threadpool(editor.sketch, session, lines, target, method, seed))
 

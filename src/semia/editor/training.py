@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from semia.errors import InputError
+
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.safetensors"
@@ -96,6 +98,8 @@ def _train_worker(
         events.put(("done",))
     except KeyboardInterrupt:
         events.put(("cancelled", last["step"]))
+    except InputError as e:  # its message says what to do; the class name would only clutter it
+        events.put(("failed", str(e)))
     except Exception as e:  # reported to the page; the server goes on
         events.put(("failed", f"{type(e).__name__}: {e}"))
 

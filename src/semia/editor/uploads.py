@@ -2,24 +2,29 @@
 
 An upload is written to a private temporary folder under a fixed name (only the suffix of the
 browser's file name is kept, and only a known one), read with the same readers and size limit
-as the command line, and deleted; error messages name the upload, never the temporary path.
+as the command line, and deleted; error messages, and the warnings logged while it is read,
+name the upload, never the temporary path.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import logging
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from semia.cli.flags import check_min_size
 from semia.io import InputError, LabelMap, load_scene, read_image, read_target, to_uint8
 
 _SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".npy")
 _NPY_MAGIC = b"\x93NUMPY"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @dataclass(frozen=True)
@@ -42,8 +47,48 @@ class Upload:
         return ".npy" if self.data.startswith(_NPY_MAGIC) else ".png"
 
 
+class _UploadNames(logging.Filter):
+    """A filter on semia's loggers that rewrites the temporary paths of the uploads being read
+    into the uploads' names in every record, so that warnings name them as errors do.
+
+    Each path is unique to its request, so one filter serves concurrent requests.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._names: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def add(self, path: str, name: str) -> None:
+        with self._lock:
+            self._names[path] = name
+        for logger_name in list(logging.root.manager.loggerDict):
+            if logger_name.startswith("semia."):  # a filter only sees its own logger's records
+                logging.getLogger(logger_name).addFilter(self)  # once: addFilter skips repeats
+
+    def remove(self, paths: list[str]) -> None:
+        with self._lock:
+            for path in paths:
+                self._names.pop(path, None)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        with self._lock:
+            names = list(self._names.items())
+        if names:
+            message = rewritten = record.getMessage()
+            for path, name in names:
+                rewritten = rewritten.replace(path, name)
+            if rewritten != message:
+                record.msg, record.args = rewritten, ()
+        return True
+
+
+_UPLOAD_NAMES = _UploadNames()
+
+
 class _Spooled:
-    """Uploads written to a private temporary folder; InputError messages name the uploads."""
+    """Uploads written to a private temporary folder; InputError messages and the records
+    logged while they are read name the uploads."""
 
     def __init__(self, uploads: list[Upload], max_pixels: int) -> None:
         self.uploads, self.max_pixels = uploads, max_pixels
@@ -57,15 +102,20 @@ class _Spooled:
                     raise InputError(f"{upload.describe()}: the file is empty")
                 path = str(Path(self._dir.name) / f"{upload.field}{upload.suffix()}")
                 Path(path).write_bytes(upload.data)
-                _check_pixels(path, upload, self.max_pixels)
                 self.paths.append(path)
+                _UPLOAD_NAMES.add(path, upload.describe())
+                _check_pixels(path, upload, self.max_pixels)
         except BaseException:
-            self._dir.cleanup()
+            self._cleanup()
             raise
         return self.paths
 
-    def __exit__(self, kind, error, tb) -> None:
+    def _cleanup(self) -> None:
+        _UPLOAD_NAMES.remove(self.paths)
         self._dir.cleanup()
+
+    def __exit__(self, kind, error, tb) -> None:
+        self._cleanup()
         if isinstance(error, InputError):
             message = str(error)
             for upload, path in zip(self.uploads, self.paths, strict=False):
@@ -100,19 +150,24 @@ def read_scene(
         image (H, W, 3) float32 in [0, 1] and its `LabelMap`.
 
     Raises:
-        InputError: unreadable, too large, mismatched, or not a label map.
+        InputError: unreadable, too large, too small (a side under 8 px, as the command line
+            refuses), mismatched, or not a label map.
     """
     with _Spooled([photo, label], max_pixels) as (photo_path, label_path):
         image, labels = load_scene(photo_path, label_path, max_size)
+    check_min_size(image, photo.describe())
     if labels.num_classes > 256:
         raise InputError(f"{label.describe()}: more than 256 labels; the editor handles 256")
     return image, labels
 
 
 def read_photo(photo: Upload, max_size: int, max_pixels: int) -> np.ndarray:
-    """Decode an uploaded photo, downscaled to max_size: (H, W, 3) float32 in [0, 1]."""
+    """Decode an uploaded photo, downscaled to max_size: (H, W, 3) float32 in [0, 1]; a side
+    under 8 px is refused, as the command line refuses it."""
     with _Spooled([photo], max_pixels) as (path,):
-        return read_image(path, max_size)
+        image = read_image(path, max_size)
+    check_min_size(image, photo.describe())
+    return image
 
 
 def read_target_upload(
