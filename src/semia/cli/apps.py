@@ -17,13 +17,12 @@ from semia.cli.flags import (
     check_distinct_outputs,
     check_label_output,
     check_max_size,
-    check_min_size,
     check_output,
     config_from_args,
     resolve_device,
 )
 from semia.config import PatchConfig
-from semia.errors import InputError
+from semia.errors import InputError, check_min_size
 
 log = logging.getLogger("semia")
 

@@ -13,12 +13,11 @@ from semia.cli.flags import (
     add_config_flags,
     add_device_flag,
     add_settings_flags,
-    check_min_size,
     config_from_args,
     resolve_device,
 )
 from semia.editor.config import EditorConfig
-from semia.errors import InputError
+from semia.errors import InputError, check_min_size
 
 log = logging.getLogger("semia")
 

@@ -50,7 +50,6 @@ COMMON.add_argument(
 
 DEVICES = ("auto", "cpu", "cuda")
 LOSSY_SUFFIXES = (".jpg", ".jpeg", ".webp")  # label maps are refused in these
-MIN_SIDE = 8  # the smallest side the GAN, the evaluation and the edge maps accept
 
 
 def add_seed_flag(parser: argparse.ArgumentParser, what: str = "random seed") -> None:
@@ -229,13 +228,6 @@ def add_device_flag(parser: argparse.ArgumentParser) -> None:
         "--device", default="auto", choices=DEVICES,
         help="auto (CUDA when present, else the CPU) | cpu | cuda (default: auto)",
     )  # fmt: skip
-
-
-def check_min_size(array: Any, what: str) -> None:
-    """Refuse an image or map (H, W, ...) with a side below MIN_SIDE, naming it (flag, file)."""
-    height, width = array.shape[:2]
-    if min(height, width) < MIN_SIDE:
-        raise InputError(f"{what} is {width}x{height} px; use at least {MIN_SIDE}x{MIN_SIDE}")
 
 
 def check_output(path: Path, *inputs: str | Path | None, flag: str = "--out") -> Path:

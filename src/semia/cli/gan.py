@@ -19,13 +19,12 @@ from semia.cli.flags import (
     add_settings_flags,
     add_unknown_labels_flag,
     check_max_size,
-    check_min_size,
     config_from_args,
     resolve_device,
 )
 from semia.cli.progress import Bar
 from semia.config import GenerateConfig, TrainConfig
-from semia.errors import InputError
+from semia.errors import InputError, check_min_size
 
 log = logging.getLogger("semia")
 

@@ -7,13 +7,11 @@ import json
 
 from semia.cli.flags import (
     COMMON,
-    MIN_SIDE,
     add_source_args,
     add_unknown_labels_flag,
     check_max_size,
-    check_min_size,
 )
-from semia.errors import InputError
+from semia.errors import MIN_SIDE, InputError, check_min_size
 
 
 def register(sub: argparse._SubParsersAction) -> None:

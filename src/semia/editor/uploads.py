@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from semia.cli.flags import check_min_size
+from semia.errors import check_min_size
 from semia.io import InputError, LabelMap, load_scene, read_image, read_target, to_uint8
 
 _SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".npy")
