@@ -380,6 +380,7 @@ def segment(
     Returns:
         (H, W) int64 ids in 0..classes-1 (classes without pixels dropped and renumbered).
     """
+    check_seed(seed)
     image = as_image(image)
     h, w = image.shape[:2]
     scale = max(h, w) / 256.0
@@ -392,7 +393,6 @@ def segment(
     )  # (H * W, 5): Lab in 0..255 and position weighted to matter less than colour
     use = np.ones(h * w, dtype=bool) if mask is None else ~np.asarray(mask).ravel()
     data = feats[use][:: max(1, int(use.sum()) // 20000)]
-    check_seed(seed)
     criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 30, 0.5)
     cv2.setRNGSeed(seed - 2**32 if seed >= 2**31 else seed)  # a C int: the same 32 bits, signed
     _, _, centres = cv2.kmeans(data, classes, None, criteria, 3, cv2.KMEANS_PP_CENTERS)

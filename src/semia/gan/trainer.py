@@ -288,6 +288,12 @@ def _train_locked(
     for module in nets.named_modules().values():
         module.train()
 
+    def checkpoint(step: int, interrupted: bool = False) -> None:
+        """The training state and the model file, both at `step`."""
+        _save_state(run, step, data_hash, seed)
+        model = _model_file(run, image, labels, step, interrupted)
+        ckpt.save_model(out_dir / ckpt.MODEL_FILE, model)
+
     step = start
     try:
         with log_path.open("a", encoding="utf-8") as log:
@@ -299,10 +305,7 @@ def _train_locked(
                 if progress is not None:
                     progress(step, config.iters, _main_losses(record))
                 if config.checkpoint_every > 0 and step % config.checkpoint_every == 0:
-                    _save_state(run, step, data_hash, seed)
-                    ckpt.save_model(
-                        out_dir / ckpt.MODEL_FILE, _model_file(run, image, labels, step)
-                    )
+                    checkpoint(step)
                 if (
                     targets
                     and config.preview_every > 0
@@ -312,11 +315,9 @@ def _train_locked(
                     _write_preview(run, step, targets, palette)
     except KeyboardInterrupt:
         logger.warning("interrupted: saving a checkpoint at iteration %d", step)
-        _save_state(run, step, data_hash, seed)
-        ckpt.save_model(out_dir / ckpt.MODEL_FILE, _model_file(run, image, labels, step, True))
+        checkpoint(step, interrupted=True)
         raise
-    _save_state(run, step, data_hash, seed)
-    ckpt.save_model(out_dir / ckpt.MODEL_FILE, _model_file(run, image, labels, step))
+    checkpoint(step)
     if targets and config.condition == "labels":  # previews draw label-map targets only
         _write_preview(run, step, targets, palette)
     write_image(out_dir / LOSS_PLOT, plot_losses(read_log(out_dir)))

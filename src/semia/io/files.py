@@ -52,9 +52,7 @@ def _name_max(folder: Path) -> int:
 def _shortened(stem: str, budget: int) -> str:
     """`stem` cut to at most `budget` bytes of UTF-8 (whole characters): a temporary file's name
     adds a dot and 9 random characters to the output's, which must not push it past the limit."""
-    while len(stem.encode()) > max(budget, 1):
-        stem = stem[:-1]
-    return stem
+    return stem.encode()[: max(budget, 1)].decode(errors="ignore")
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

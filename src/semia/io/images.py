@@ -70,6 +70,12 @@ def open_image(path: str | Path, what: str, max_size: int | None = None) -> Imag
     return im
 
 
+def is_lossy(im: Image.Image) -> bool:
+    """Whether an image opened by `open_image` was stored lossily (JPEG, lossy WebP): its
+    colours carry compression noise."""
+    return im.format in ("JPEG", "MPO") or (im.format == "WEBP" and not im.info.get("lossless"))
+
+
 def exif_orientation(path: str | Path) -> int:
     """The EXIF orientation tag of an image file (1, upright, when it has none or is no image);
     semia applies it on reading, as viewers do."""

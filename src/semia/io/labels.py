@@ -18,6 +18,7 @@ from semia.io.palette import (
     default_palette,
     downscale_ids,
     find_clusters,
+    pack_colours,
     palette_from_clusters,
     snap,
     snap_size,
@@ -147,8 +148,7 @@ def _looks_like_a_photo(colours: np.ndarray, lossy: bool) -> bool:
     if colours.shape[0] * colours.shape[1] < 256:
         return False
     step = max(1, int(np.ceil(np.sqrt(colours.shape[0] * colours.shape[1] / 2**20))))
-    grid = colours[::step, ::step].reshape(-1, 3).astype(np.int64)
-    keys = (grid[:, 0] << 16) | (grid[:, 1] << 8) | grid[:, 2]
+    keys = pack_colours(colours[::step, ::step].reshape(-1, 3))
     return len(np.unique(keys)) > (0.25 if lossy else 0.12) * len(keys)
 
 

@@ -19,7 +19,7 @@ from PIL import Image
 
 from semia.errors import InputError
 from semia.io.arrays import fit_size, resize_nearest
-from semia.io.images import MAX_PIXELS, open_image
+from semia.io.images import MAX_PIXELS, is_lossy, open_image
 
 _CLUSTER_RADIUS = 24.0  # colours this close (RGB L2) to a more frequent colour are the same label
 _LOSSY_CLUSTER_RADIUS = 40.0  # the same for JPEG files, whose colour noise is larger
@@ -101,7 +101,7 @@ def decode_labels(path: Path, max_size: int | None, what: str) -> RawLabels:
     if path.suffix.lower() == ".npy":
         return _decode_npy(path, max_size, what)
     im = open_image(path, what)
-    file_format, lossless = im.format, im.info.get("lossless")
+    lossy = is_lossy(im)  # before the resize below, which drops the format
     size = fit_size(im.height, im.width, max_size)
     if size != (im.height, im.width):  # nearest in PIL first: a huge map never becomes RGBA
         im = im.resize(size[::-1], Image.Resampling.NEAREST)
@@ -113,7 +113,6 @@ def decode_labels(path: Path, max_size: int | None, what: str) -> RawLabels:
         if isinstance(im.info.get("transparency"), int):
             valid = idx != im.info["transparency"]
         return RawLabels(data=idx, valid=valid, kind="palette", palette=pal)
-    lossy = file_format in ("JPEG", "MPO") or (file_format == "WEBP" and not lossless)
     if im.mode in ("1", "L", "I", "I;16", "I;16L", "I;16B", "I;16N", "F", "LA"):
         a = np.asarray(im.getchannel(0) if im.mode == "LA" else im)
         valid = np.asarray(im.getchannel("A")) > 0 if im.mode == "LA" else np.ones(a.shape, bool)
@@ -223,7 +222,7 @@ def _direct_contacts(ranks: np.ndarray, valid: np.ndarray) -> int:
 # Snapping
 
 
-def _pack(colours: np.ndarray) -> np.ndarray:
+def pack_colours(colours: np.ndarray) -> np.ndarray:
     """(..., 3) uint8 -> (...) int64 keys."""
     c = colours.astype(np.int64)
     return (c[..., 0] << 16) | (c[..., 1] << 8) | c[..., 2]
@@ -305,7 +304,7 @@ def find_clusters(
         interior: (M,) pixels per cluster whose 3x3 neighbourhood is all that cluster;
         exact_centre: (M,) pixels of exactly each centre colour.
     """
-    keys = _pack(colours)
+    keys = pack_colours(colours)
     distinct, inverse, counts = np.unique(keys[valid], return_inverse=True, return_counts=True)
     exact = np.full(keys.shape, -1, np.int64)
     exact[valid] = inverse.ravel()
@@ -378,12 +377,12 @@ def small_labels(
     pixels = pixel_cluster.ravel()
     by_cluster = np.argsort(pixels, kind="stable")  # pixel indices grouped by cluster
     starts = np.searchsorted(pixels[by_cluster], np.arange(len(counts)))
+    reach = np.arange(-_SMALL_REACH, _SMALL_REACH + 1)
     for i in np.argsort(-counts, kind="stable"):
         i = int(i)
         if i in kept or not flat[i]:
             continue
         ys, xs = np.divmod(by_cluster[starts[i] : starts[i] + counts[i]], w)
-        reach = np.arange(-_SMALL_REACH, _SMALL_REACH + 1)
         yy = np.clip(ys[:, None, None] + reach[None, :, None], 0, h - 1)
         xx = np.clip(xs[:, None, None] + reach[None, None, :], 0, w - 1)
         around = [int(c) for c in np.unique(pixel_cluster[yy, xx]) if int(c) in kept]

@@ -174,14 +174,18 @@ def match_target(
     return source.with_ids(ids), unknown
 
 
+def _same_aspect(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    """Whether two (H, W) sizes have one aspect ratio, within 1 %."""
+    return abs(a[0] * b[1] - a[1] * b[0]) <= 0.01 * max(a[0] * b[1], a[1] * b[0])
+
+
 def _keep_source_where_transparent(
     ids: np.ndarray, raw: RawLabels, source: LabelMap, path: Path
 ) -> np.ndarray:
     """A target drawn as a layer over the source: its transparent pixels keep the source's
     labels there (same aspect ratio); on another canvas they take the labels around them."""
     h, w = ids.shape
-    sh, sw = source.size
-    if abs(h * sw - w * sh) > 0.01 * max(h * sw, w * sh):
+    if not _same_aspect(ids.shape, source.size):
         log.warning(
             "target map %s: %.0f %% of its pixels are transparent and its aspect ratio is not "
             "the source's; they take the labels around them",
@@ -233,8 +237,8 @@ def read_target(
         log.warning(
             "target map %s: unknown %s mapped to source id %d", path, u.describe(), u.nearest
         )
-    (h, w), (sh, sw) = target.size, source.size
-    if abs(h * sw - w * sh) > 0.01 * max(h * sw, w * sh):
+    if not _same_aspect(target.size, source.size):
+        (h, w), (sh, sw) = target.size, source.size
         log.info(
             "target map %s is %dx%d, another shape than the source's %dx%d: the result takes "
             "the target's",

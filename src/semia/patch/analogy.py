@@ -51,6 +51,7 @@ def analogy(
         (H2, W2, 3) float32 image in [0, 1] with the appearance of `image` and the layout of
         `target` and / or `sketch`.
     """
+    check_seed(seed)
     image = as_image(image)
     config = config or PatchConfig()
     if sketch is None:
@@ -70,7 +71,6 @@ def analogy(
             config = config.for_labels_and_edges()
         size = as_ids(target, "target").shape
         guides = _edge_guides(image, sketch, source_sketch, size, edge_detail, config)
-    check_seed(seed)
     src = as_ids(labels, "labels", shape=image.shape[:2])
     num_classes = num_classes_of(labels)
     tgt = as_ids(target, "target", num_classes=num_classes)

@@ -20,7 +20,7 @@ from scipy import ndimage
 
 from semia.errors import InputError
 from semia.io import LabelMap
-from semia.io.images import open_image
+from semia.io.images import is_lossy, open_image
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def _open_rgba(path: Path) -> tuple[np.ndarray, bool]:
     """Decode any image file to (H, W, 4) uint8 RGBA (EXIF orientation applied), and whether
     its format is lossy."""
     im = open_image(path, "scribbles")
-    lossy = im.format in ("JPEG", "MPO") or (im.format == "WEBP" and not im.info.get("lossless"))
+    lossy = is_lossy(im)
     if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
         im = im.point(lambda v: v / 256).convert("L")
     return np.asarray(im.convert("RGBA")), lossy
